@@ -1,0 +1,50 @@
+import { HttpException, HttpStatus } from '@nestjs/common';
+
+export type UnavailableReason = 'unhealthy' | 'shutting_down' | 'queue_full';
+
+const MESSAGES: Record<UnavailableReason, string> = {
+  unhealthy: 'The service is unhealthy; try again later',
+  shutting_down: 'The service is shutting down; try another instance',
+  queue_full: 'Too many requests are already waiting for this endpoint',
+};
+
+/** Base of the balancer's rejections: carries the `Retry-After` seconds. */
+export abstract class BalancerRejection extends HttpException {
+  constructor(
+    message: string,
+    status: number,
+    readonly reason: string,
+    readonly retryAfter: number,
+  ) {
+    super(
+      { statusCode: status, error: status === 504 ? 'Gateway Timeout' : 'Service Unavailable', message, reason },
+      status,
+    );
+  }
+}
+
+/** 503: unhealthy, shutting down, or the queue is full. */
+export class BalancerUnavailableException extends BalancerRejection {
+  constructor(reason: UnavailableReason, retryAfter: number) {
+    super(MESSAGES[reason], HttpStatus.SERVICE_UNAVAILABLE, reason, retryAfter);
+  }
+}
+
+/** 504: the request waited in the queue longer than the queue timeout. */
+export class BalancerQueueTimeoutException extends BalancerRejection {
+  constructor(waitedSeconds: number, retryAfter: number) {
+    super(
+      `Waited ${waitedSeconds.toFixed(1)} s in the queue without a free slot`,
+      HttpStatus.GATEWAY_TIMEOUT,
+      'queue_timeout',
+      retryAfter,
+    );
+  }
+}
+
+/** The client went away while queued; nothing reaches it, the status only shows in logs. */
+export class ClientClosedRequestException extends HttpException {
+  constructor() {
+    super('Client closed the request while it was queued', 499);
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * Where a pool's capacity number came from.
+ * - `manual`: set in options (`capacity`) or `@Balanced({ capacity })`.
+ * - `probe`: measured by the probe (this start, or reused from an earlier one).
+ * - `default`: no capacity and probing disabled; `defaultCapacity` applies.
+ * - `probing`: a probe is running; requests wait until it publishes a number.
+ * - `fallback`: the shared store is unreachable and a local share of the cap applies.
+ */
+export type CapacitySource = 'manual' | 'probe' | 'default' | 'probing' | 'fallback';
+
+/** Why a request was not admitted. */
+export type RejectReason =
+  /** The pool's queue already holds `maxQueue` waiters (503). */
+  | 'queue_full'
+  /** The wait passed the queue timeout (504). */
+  | 'timeout'
+  /** The caller aborted (client disconnected); nothing is sent. */
+  | 'aborted'
+  /** Admission is closed: unhealthy or shutting down (503). */
+  | 'closed';
+
+export interface AcquireOptions {
+  /** How long the request may wait in the queue, in milliseconds. */
+  timeoutMs: number;
+  /** Largest number of waiters in the pool's queue; `0` means no queueing at all. */
+  maxQueue: number;
+  /** Aborts the wait (the client went away). An aborted waiter never receives a slot. */
+  signal?: AbortSignal;
+}
+
+/** A held slot. `release()` is idempotent: the second and later calls do nothing. */
+export interface Lease {
+  readonly pool: string;
+  readonly id: string;
+  release(): Promise<void>;
+}
+
+export type AcquireResult =
+  | { readonly ok: true; readonly lease: Lease; readonly waitedMs: number }
+  | { readonly ok: false; readonly reason: RejectReason; readonly waitedMs: number };
+
+/** Counters kept per pool since the store started (Redis: since the keys were created). */
+export interface PoolCounters {
+  admitted: number;
+  /** 503s: queue full, unhealthy, shutting down. */
+  rejected: number;
+  /** 504s: queue wait expired. */
+  timedOut: number;
+}
+
+export interface PoolSnapshot {
+  pool: string;
+  /** `null` while unknown (probing). */
+  capacity: number | null;
+  source: CapacitySource;
+  active: number;
+  queued: number;
+  counters: PoolCounters;
+}
+
+/** A probe result as stored, with enough metadata to show and to decide on reuse. */
+export interface StoredProbeResult {
+  maxConcurrency: number;
+  /** ISO timestamp of the end of the probe. */
+  measuredAt: string;
+  durationMs: number;
+  /** Free-form report (level table, stop reason) for stats and the dashboard. */
+  report: unknown;
+}
+
+/** A lock held while one process probes a pool (Redis: shared by every worker). */
+export interface ProbeLock {
+  /** Keep the lock alive; returns false when it was lost to another owner. */
+  renew(): Promise<boolean>;
+  /** Release only if still the owner. */
+  release(): Promise<void>;
+}
+
+/**
+ * The storage behind admission: per-pool capacity, slots, FIFO waiters and counters.
+ * The in-memory store serves one process; the Redis store shares all of it between workers
+ * and hosts. Both pass the same contract suite (`test/contract/capacity-store.contract.ts`).
+ */
+export interface CapacityStore {
+  /** Connect / load scripts. Called once before the first use. */
+  init(): Promise<void>;
+  /**
+   * Set a pool's capacity. `null` means unknown: acquirers wait in the queue (they are not
+   * admitted past an unmeasured cap and not dropped) until a number is set.
+   * Raising the capacity admits waiters at once.
+   */
+  setCapacity(pool: string, capacity: number | null, source: CapacitySource): Promise<void>;
+  /**
+   * Take a slot: at once if one is free and nobody waits ahead (FIFO), else wait in the queue.
+   * Exactly one of lease / timeout / aborted / queue_full / closed results, never a lease that
+   * nobody can release.
+   */
+  acquire(pool: string, options: AcquireOptions): Promise<AcquireResult>;
+  /**
+   * Answer every current waiter of `pool` (or of every pool when omitted) with `closed`.
+   * Used when health fails and at shutdown. Only this process's waiters.
+   */
+  rejectWaiters(pool?: string): void;
+  /** Count a 503 decided outside the store (health gate, shutdown). */
+  recordRejection(pool: string): void;
+  /** Slots held by this process right now (drained at shutdown). */
+  localActive(): number;
+  /** False while the backing service (Redis) cannot be reached. */
+  isReachable(): boolean;
+  /** The numbers of one pool (Redis: global over all workers). */
+  snapshot(pool: string): Promise<PoolSnapshot>;
+  /** Persist a probe result (Redis: shared, read by the other workers). */
+  saveProbeResult(pool: string, result: StoredProbeResult): Promise<void>;
+  getProbeResult(pool: string): Promise<StoredProbeResult | null>;
+  /** Try to become the prober of `pool`. `null` when someone else holds the lock. */
+  tryProbeLock(pool: string, ttlMs: number): Promise<ProbeLock | null>;
+  /** Release every slot this process holds and stop timers. Closes only what it created. */
+  close(): Promise<void>;
+}
+
+/** Injection token for the store; same name as the interface, as in @nestjs/throttler. */
+export const CapacityStore = Symbol('BALANCER:CAPACITY_STORE');

@@ -1,0 +1,338 @@
+import { Type } from 'class-transformer';
+import {
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsNumber,
+  IsObject,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  Min,
+  ValidateNested,
+} from 'class-validator';
+import type { HealthIndicatorFunction } from '@nestjs/terminus';
+
+/*
+ * Option classes double as the public option types and as the class-validator schema.
+ * Every property is optional here; `resolveBalancerOptions()` fills the documented defaults.
+ * Durations follow the seed: timeouts and intervals in seconds, latencies in milliseconds.
+ */
+
+export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'] as const;
+export type HttpMethodName = (typeof HTTP_METHODS)[number];
+
+export class StorageOptions {
+  /**
+   * `memory` keeps everything in this process; `redis` shares caps, queues and probe results
+   * between every worker and host that uses the same Redis and `keyPrefix`.
+   * @default 'memory'
+   */
+  @IsOptional()
+  @IsIn(['memory', 'redis'])
+  type?: 'memory' | 'redis';
+
+  /** Redis URL, e.g. `redis://localhost:6379/0`. Used when no `client` or `redis` is given. */
+  @IsOptional()
+  @IsString()
+  @Matches(/^rediss?:\/\//, { message: '$property must be a redis:// or rediss:// URL' })
+  url?: string;
+
+  /**
+   * ioredis constructor options (Sentinel, TLS, …), or `{ cluster: [nodes], options }` for a
+   * Redis Cluster. TypeScript only.
+   */
+  @IsOptional()
+  @IsObject()
+  redis?: Record<string, unknown>;
+
+  /** An existing ioredis client (or Cluster). The balancer duplicates it and never closes it. */
+  @IsOptional()
+  client?: unknown;
+
+  /**
+   * Prefix of every Redis key. Two apps sharing one Redis must use different prefixes.
+   * @default 'balancer'
+   */
+  @IsOptional()
+  @IsString()
+  @Matches(/^[A-Za-z0-9:_.-]+$/, { message: '$property may only hold letters, digits and : _ . -' })
+  keyPrefix?: string;
+
+  /**
+   * Seconds a slot lease lives without a heartbeat. A killed worker's slots return within it.
+   * @default 5
+   */
+  @IsOptional()
+  @IsNumber({}, { message: '$property must be a number of seconds' })
+  @Min(1)
+  @Max(3600)
+  leaseTtl?: number;
+}
+
+export class UiOptions {
+  /** Serve the dashboard. @default true */
+  @IsOptional()
+  @IsBoolean()
+  enable?: boolean;
+
+  /** Where the dashboard is mounted. @default '/balancer/ui' */
+  @IsOptional()
+  @IsString()
+  @Matches(/^\/[^\s?#]*$/, { message: '$property must be an absolute path such as /balancer/ui' })
+  path?: string;
+
+  /** Basic-auth user for the dashboard, `/balancer/stats` and `/balancer/metrics`. */
+  @IsOptional()
+  @IsString()
+  username?: string;
+
+  /** Basic-auth password. Set both `username` and `password` or neither. */
+  @IsOptional()
+  @IsString()
+  password?: string;
+
+  /** Seconds of per-second samples the server keeps for the charts. @default 300 */
+  @IsOptional()
+  @IsInt()
+  @Min(60)
+  @Max(86400)
+  historySeconds?: number;
+}
+
+export class ProbeTuningOptions {
+  /** Milliseconds of unmeasured load at each level before measuring. @default 300 */
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  warmupMs?: number;
+
+  /** Milliseconds each level is held under sustained load. @default 1000 */
+  @IsOptional()
+  @IsInt()
+  @Min(50)
+  levelDurationMs?: number;
+
+  /** Fewest measured responses per level; a level runs longer until it has them. @default 20 */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  minSamples?: number;
+
+  /** Highest concurrency the step-up tries. @default 256 */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(10000)
+  maxConcurrency?: number;
+
+  /** Budget: most requests one endpoint's probe may send (warm-up included). @default 20000 */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  maxRequests?: number;
+
+  /**
+   * Milliseconds before one probe request counts as an error (at this latency).
+   * @default 5 x latencyThresholdMs
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  requestTimeoutMs?: number;
+
+  /**
+   * Stop stepping up when doubling concurrency raises throughput by less than `kneeMinGain`
+   * (a pure queue: more concurrency only adds waiting). @default true
+   */
+  @IsOptional()
+  @IsBoolean()
+  stopAtKnee?: boolean;
+
+  /** Smallest relative throughput gain per doubling that still counts as progress. @default 0.1 */
+  @IsOptional()
+  @IsNumber()
+  @Min(0)
+  @Max(1)
+  kneeMinGain?: number;
+
+  /** Reuse a stored probe result younger than this many seconds; 0 = forever. @default 0 */
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  resultTtl?: number;
+}
+
+export class EndpointProbeOptions {
+  /** HTTP method of probe requests. @default the route's method */
+  @IsOptional()
+  @IsIn(HTTP_METHODS as unknown as string[])
+  method?: HttpMethodName;
+
+  /** Headers sent with every probe request. */
+  @IsOptional()
+  @IsObject()
+  headers?: Record<string, string>;
+
+  /** Body of probe requests (objects are sent as JSON). */
+  @IsOptional()
+  body?: unknown;
+
+  /** Concrete path to probe, required for parameterized routes (`/items/:id` -> `/items/1`). */
+  @IsOptional()
+  @IsString()
+  @Matches(/^\//, { message: '$property must start with /' })
+  path?: string;
+}
+
+/** Per-endpoint settings; used by `endpoints[path]` (YAML or TS) and by `@Balanced()`. */
+export class EndpointOptions extends EndpointProbeOptions {
+  /** Manual capacity: skips probing for this endpoint. */
+  @IsOptional()
+  @IsInt({ message: '$property must be a positive integer' })
+  @Min(1, { message: '$property must be a positive integer' })
+  capacity?: number;
+
+  /** Seconds a request may wait in the queue before a 504. @default global queueTimeout */
+  @IsOptional()
+  @IsNumber({}, { message: '$property must be a number of seconds' })
+  @Min(0)
+  queueTimeout?: number;
+
+  /** Most waiters in the queue; beyond it requests get 503 at once. @default global maxQueue */
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  maxQueue?: number;
+
+  /** Name of a pool shared with other routes: one cap and one queue for all of them. */
+  @IsOptional()
+  @IsString()
+  pool?: string;
+}
+
+export class BalancerOptions {
+  /** Where caps, queues and probe results live. @default { type: 'memory' } */
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => StorageOptions)
+  storage?: StorageOptions;
+
+  /** Accepted for compatibility with fastapi-balancer's YAML; has no effect (none there either). */
+  @IsOptional()
+  @IsString()
+  routingStrategy?: string;
+
+  /**
+   * Path of this app's health route, checked over HTTP; `false`/`null` disables the HTTP check.
+   * @default '/health'
+   */
+  @IsOptional()
+  healthEndpoint?: string | false | null;
+
+  /** Seconds between health checks. @default 10 */
+  @IsOptional()
+  @IsNumber()
+  @Min(0.05)
+  healthCheckInterval?: number;
+
+  /** Seconds a health check may take before it counts as a failure. @default 2 */
+  @IsOptional()
+  @IsNumber()
+  @Min(0.01)
+  healthTimeout?: number;
+
+  /** Consecutive failed checks before watched routes answer 503. @default 2 */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  healthFailureThreshold?: number;
+
+  /** Consecutive good checks before admission reopens. @default 1 */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  healthRecoveryThreshold?: number;
+
+  /** Terminus indicator functions that also drive the gate (TypeScript only). */
+  @IsOptional()
+  healthIndicators?: HealthIndicatorFunction[];
+
+  /** Global queue timeout in seconds; 504 once a request has waited this long. @default 30 */
+  @IsOptional()
+  @IsNumber({}, { message: '$property must be a number of seconds' })
+  @Min(0)
+  queueTimeout?: number;
+
+  /** Global bound on each pool's queue; further requests get 503 at once. @default 1000 */
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  maxQueue?: number;
+
+  /** Probe endpoints without a manual capacity when the server starts listening. @default true */
+  @IsOptional()
+  @IsBoolean()
+  probeOnStartup?: boolean;
+
+  /** Ignore stored probe results and measure again (once, not once per worker). @default false */
+  @IsOptional()
+  @IsBoolean()
+  forceReprobe?: boolean;
+
+  /** A probe level fails when its error rate exceeds this fraction. @default 0.05 */
+  @IsOptional()
+  @IsNumber()
+  @Min(0)
+  @Max(1)
+  errorThreshold?: number;
+
+  /** A probe level fails when its p99 latency exceeds this many milliseconds. @default 2000 */
+  @IsOptional()
+  @IsNumber()
+  @Min(1)
+  latencyThresholdMs?: number;
+
+  /** Probe tuning. */
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => ProbeTuningOptions)
+  probe?: ProbeTuningOptions;
+
+  /** Capacity of an endpoint with no manual capacity while probing is off. @default 8 */
+  @IsOptional()
+  @IsInt({ message: '$property must be a positive integer' })
+  @Min(1, { message: '$property must be a positive integer' })
+  defaultCapacity?: number;
+
+  /** Seconds in-flight requests may take to finish at shutdown. @default 30 */
+  @IsOptional()
+  @IsNumber()
+  @Min(0)
+  drainTimeout?: number;
+
+  /** Dashboard settings. */
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => UiOptions)
+  ui?: UiOptions;
+
+  /** Serve Prometheus metrics at `/balancer/metrics` when prom-client is installed. @default true */
+  @IsOptional()
+  @IsBoolean()
+  metrics?: boolean;
+
+  /** Per-endpoint settings keyed by the served path (`/predict`, `/v1/items/:id`). */
+  @IsOptional()
+  @IsObject()
+  endpoints?: Record<string, EndpointOptions>;
+
+  /** `false` silences the balancer's own log lines. @default true */
+  @IsOptional()
+  @IsBoolean()
+  logger?: boolean;
+}
+
+/** What `BalancerModule.forRoot()` accepts: options, or the path of a YAML file. */
+export type BalancerModuleOptions = BalancerOptions | string;

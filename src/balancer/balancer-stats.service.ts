@@ -1,0 +1,98 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { hostname } from 'node:os';
+import { AdmissionGate } from '../admission/admission-gate';
+import { CapacityStore, type StoredProbeResult } from '../admission/capacity-store.interface';
+import { PoolRegistry, type ResolvedPool } from '../admission/pool-registry';
+import { BALANCER_OPTIONS } from './balancer.constants';
+import type { ResolvedBalancerOptions } from './resolve-options';
+
+/** One pool in `/balancer/stats` (snake_case, as the seed's JSON). */
+export interface EndpointStats {
+  capacity: number | null;
+  active_requests: number;
+  available_slots: number;
+  queued: number;
+  healthy: boolean;
+  capacity_source: string;
+  utilization: number;
+  admitted: number;
+  rejected: number;
+  timed_out: number;
+  routes: string[];
+  queue_timeout: number;
+  max_queue: number;
+  probe: {
+    state: string;
+    error: string | null;
+    measured_at: string | null;
+    duration_ms: number | null;
+    max_concurrency: number | null;
+    report: unknown;
+  };
+}
+
+export interface BalancerStats {
+  endpoints: Record<string, EndpointStats>;
+  healthy: boolean;
+  shutting_down: boolean;
+  store: { type: 'memory' | 'redis'; reachable: boolean };
+  worker: { pid: number; hostname: string };
+  generated_at: string;
+}
+
+/** Builds the `/balancer/stats` document; also read by the dashboard and metrics. */
+@Injectable()
+export class BalancerStatsService {
+  constructor(
+    @Inject(BALANCER_OPTIONS) private readonly options: ResolvedBalancerOptions,
+    @Inject(CapacityStore) private readonly store: CapacityStore,
+    private readonly registry: PoolRegistry,
+    private readonly gate: AdmissionGate,
+  ) {}
+
+  async snapshot(): Promise<BalancerStats> {
+    const pools = this.registry.all();
+    const entries = await Promise.all(pools.map((p) => this.pool(p)));
+    const endpoints: Record<string, EndpointStats> = {};
+    pools.forEach((p, i) => (endpoints[p.key] = entries[i]));
+    return {
+      endpoints,
+      healthy: this.gate.isHealthy,
+      shutting_down: this.gate.isShuttingDown,
+      store: { type: this.options.storage.type, reachable: this.store.isReachable() },
+      worker: { pid: process.pid, hostname: hostname() },
+      generated_at: new Date().toISOString(),
+    };
+  }
+
+  private async pool(pool: ResolvedPool): Promise<EndpointStats> {
+    const [s, probe] = await Promise.all([
+      this.store.snapshot(pool.key),
+      this.store.getProbeResult(pool.key).catch((): StoredProbeResult | null => null),
+    ]);
+    const available = s.capacity === null ? 0 : Math.max(0, s.capacity - s.active);
+    return {
+      capacity: s.capacity,
+      active_requests: s.active,
+      available_slots: available,
+      queued: s.queued,
+      healthy: this.gate.isHealthy,
+      capacity_source: s.source,
+      utilization: s.capacity ? s.active / s.capacity : 0,
+      admitted: s.counters.admitted,
+      rejected: s.counters.rejected,
+      timed_out: s.counters.timedOut,
+      routes: pool.routes.map((r) => `${r.method} ${r.path}`),
+      queue_timeout: pool.queueTimeoutMs / 1000,
+      max_queue: pool.maxQueue,
+      probe: {
+        state: pool.probeStatus.state,
+        error: pool.probeStatus.error ?? null,
+        measured_at: probe?.measuredAt ?? null,
+        duration_ms: probe?.durationMs ?? null,
+        max_concurrency: probe?.maxConcurrency ?? null,
+        report: probe?.report ?? null,
+      },
+    };
+  }
+}

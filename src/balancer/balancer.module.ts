@@ -1,0 +1,105 @@
+import { Inject, MiddlewareConsumer, Module, NestModule, type DynamicModule } from '@nestjs/common';
+import { APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
+import { AdmissionEvents } from '../admission/admission-events';
+import { AdmissionGate } from '../admission/admission-gate';
+import { AdmissionInterceptor } from '../admission/admission.interceptor';
+import { createCapacityStore } from '../admission/capacity-store.factory';
+import { CapacityStore } from '../admission/capacity-store.interface';
+import { PoolRegistry } from '../admission/pool-registry';
+import { ProbeSecret } from '../admission/probe-secret';
+import { BalancerAuthGuard } from '../dashboard/basic-auth.guard';
+import {
+  configureDashboard,
+  DASHBOARD_CONTROLLERS,
+  DASHBOARD_IMPORTS,
+  DASHBOARD_PROVIDERS,
+} from '../dashboard/dashboard.parts';
+import { HEALTH_CONTROLLERS, HEALTH_EXPORTS, HEALTH_IMPORTS, HEALTH_PROVIDERS } from '../health/health.parts';
+import { PROBE_PROVIDERS } from '../probe/probe.parts';
+import type { BalancerModuleOptions } from './balancer-options';
+import { BALANCER_OPTIONS, BALANCER_RAW_OPTIONS } from './balancer.constants';
+import { BalancerLifecycle } from './balancer-lifecycle.service';
+import {
+  BALANCER_ASYNC_OPTIONS_TYPE,
+  BalancerConfigurableModule,
+} from './balancer.module-definition';
+import { BalancerStatsController } from './balancer-stats.controller';
+import { BalancerStatsService } from './balancer-stats.service';
+import { resolveBalancerOptions, type ResolvedBalancerOptions } from './resolve-options';
+import { RouteDiscovery } from './route-discovery';
+
+/**
+ * Admission control, probing, health gating and the dashboard for compute-heavy routes.
+ *
+ * ```ts
+ * BalancerModule.forRoot({ endpoints: { '/predict': { method: 'POST', body: { input: 'x' } } } })
+ * BalancerModule.forRoot('balancer.yml')
+ * BalancerModule.forRootAsync({ inject: [ConfigService], useFactory: (c) => c.get('balancer') })
+ * ```
+ * Global by default; registers `AdmissionInterceptor` as an app-wide interceptor.
+ */
+@Module({
+  imports: [DiscoveryModule, ...HEALTH_IMPORTS, ...DASHBOARD_IMPORTS],
+  controllers: [BalancerStatsController, ...HEALTH_CONTROLLERS, ...DASHBOARD_CONTROLLERS],
+  providers: [
+    {
+      provide: BALANCER_OPTIONS,
+      inject: [BALANCER_RAW_OPTIONS],
+      useFactory: (raw: BalancerModuleOptions) => resolveBalancerOptions(raw),
+    },
+    {
+      provide: CapacityStore,
+      inject: [BALANCER_OPTIONS],
+      useFactory: (options: ResolvedBalancerOptions) => createCapacityStore(options),
+    },
+    PoolRegistry,
+    AdmissionGate,
+    AdmissionEvents,
+    ProbeSecret,
+    RouteDiscovery,
+    BalancerLifecycle,
+    BalancerStatsService,
+    BalancerAuthGuard,
+    AdmissionInterceptor,
+    { provide: APP_INTERCEPTOR, useExisting: AdmissionInterceptor },
+    ...PROBE_PROVIDERS,
+    ...HEALTH_PROVIDERS,
+    ...DASHBOARD_PROVIDERS,
+  ],
+  exports: [
+    BALANCER_OPTIONS,
+    CapacityStore,
+    AdmissionGate,
+    AdmissionInterceptor,
+    BalancerStatsService,
+    PoolRegistry,
+    ...HEALTH_EXPORTS,
+  ],
+})
+export class BalancerModule extends BalancerConfigurableModule implements NestModule {
+  constructor(@Inject(BALANCER_OPTIONS) private readonly options: ResolvedBalancerOptions) {
+    super();
+  }
+
+  /** Options object, or the path of a `balancer.yml` (the fastapi-balancer format). */
+  static override forRoot(options: BalancerModuleOptions & { isGlobal?: boolean } = {}): DynamicModule {
+    if (typeof options === 'string') {
+      // The builder copies option objects key by key, which would shred a string.
+      return {
+        module: BalancerModule,
+        global: true,
+        providers: [{ provide: BALANCER_RAW_OPTIONS, useValue: options }],
+      };
+    }
+    return super.forRoot(options);
+  }
+
+  /** Options from a factory (e.g. `ConfigService`); the factory may return a YAML path too. */
+  static override forRootAsync(options: typeof BALANCER_ASYNC_OPTIONS_TYPE): DynamicModule {
+    return super.forRootAsync(options);
+  }
+
+  configure(consumer: MiddlewareConsumer): void {
+    configureDashboard(consumer, this.options);
+  }
+}

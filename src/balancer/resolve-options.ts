@@ -1,0 +1,245 @@
+import { plainToInstance } from 'class-transformer';
+import { validateSync, ValidationError } from 'class-validator';
+import type { HealthIndicatorFunction } from '@nestjs/terminus';
+import { BalancerConfigError } from './balancer-config.error';
+import { BalancerOptions, EndpointOptions, type BalancerModuleOptions } from './balancer-options';
+import { readBalancerYaml } from './yaml-config.loader';
+
+/** Options after validation, with every default applied. Internal. */
+export interface ResolvedBalancerOptions {
+  storage: {
+    type: 'memory' | 'redis';
+    url?: string;
+    redis?: Record<string, unknown>;
+    client?: unknown;
+    keyPrefix: string;
+    leaseTtl: number;
+  };
+  routingStrategy?: string;
+  healthEndpoint: string | null;
+  healthCheckInterval: number;
+  healthTimeout: number;
+  healthFailureThreshold: number;
+  healthRecoveryThreshold: number;
+  healthIndicators: HealthIndicatorFunction[];
+  queueTimeout: number;
+  maxQueue: number;
+  probeOnStartup: boolean;
+  forceReprobe: boolean;
+  errorThreshold: number;
+  latencyThresholdMs: number;
+  probe: {
+    warmupMs: number;
+    levelDurationMs: number;
+    minSamples: number;
+    maxConcurrency: number;
+    maxRequests: number;
+    requestTimeoutMs: number;
+    stopAtKnee: boolean;
+    kneeMinGain: number;
+    resultTtl: number;
+  };
+  defaultCapacity: number;
+  drainTimeout: number;
+  ui: {
+    enable: boolean;
+    path: string;
+    username?: string;
+    password?: string;
+    historySeconds: number;
+  };
+  metrics: boolean;
+  endpoints: Record<string, EndpointOptions>;
+  logger: boolean;
+  /** `options` or the YAML file's path: named in messages. */
+  source: string;
+}
+
+export const DEFAULTS = {
+  storageType: 'memory',
+  keyPrefix: 'balancer',
+  leaseTtl: 5,
+  healthEndpoint: '/health',
+  healthCheckInterval: 10,
+  healthTimeout: 2,
+  healthFailureThreshold: 2,
+  healthRecoveryThreshold: 1,
+  queueTimeout: 30,
+  maxQueue: 1000,
+  probeOnStartup: true,
+  forceReprobe: false,
+  errorThreshold: 0.05,
+  latencyThresholdMs: 2000,
+  warmupMs: 300,
+  levelDurationMs: 1000,
+  minSamples: 20,
+  maxConcurrency: 256,
+  maxRequests: 20000,
+  stopAtKnee: true,
+  kneeMinGain: 0.1,
+  resultTtl: 0,
+  defaultCapacity: 8,
+  drainTimeout: 30,
+  uiEnable: true,
+  uiPath: '/balancer/ui',
+  historySeconds: 300,
+  metrics: true,
+} as const;
+
+type Locate = (camelPath: string[]) => string;
+
+function collect(errors: ValidationError[], prefix: string[], locate: Locate, out: string[]): void {
+  for (const err of errors) {
+    const path = [...prefix, err.property];
+    if (err.constraints) {
+      const shown = locate(path);
+      for (const [kind, message] of Object.entries(err.constraints)) {
+        if (kind === 'whitelistValidation') {
+          out.push(`${shown}: unknown option`);
+        } else if (message.startsWith(`${err.property} `)) {
+          out.push(`${shown} ${message.slice(err.property.length + 1)}`);
+        } else {
+          out.push(`${shown}: ${message}`);
+        }
+      }
+    }
+    if (err.children?.length) collect(err.children, path, locate, out);
+  }
+}
+
+const VALIDATE = { whitelist: true, forbidNonWhitelisted: true, forbidUnknownValues: true } as const;
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/**
+ * Validate options (or load and validate a YAML file) and fill in defaults.
+ * Throws one `BalancerConfigError` that names every offending path.
+ */
+export function resolveBalancerOptions(input: BalancerModuleOptions | undefined): ResolvedBalancerOptions {
+  let raw: unknown;
+  let source = 'options';
+  let locate: Locate = (p) => p.join('.');
+  if (typeof input === 'string') {
+    const loaded = readBalancerYaml(input);
+    raw = loaded.options;
+    source = loaded.source;
+    locate = loaded.locate;
+  } else {
+    raw = input ?? {};
+  }
+  if (!isPlainObject(raw)) {
+    throw new BalancerConfigError(source, ['options must be an object (or the path of a YAML file)']);
+  }
+
+  // Values that are live objects, not configuration data: keep them out of class-transformer.
+  const { healthIndicators, endpoints, ...rest } = raw as Record<string, unknown>;
+  const storageIn = isPlainObject(rest.storage) ? { ...rest.storage } : rest.storage;
+  let client: unknown;
+  if (isPlainObject(storageIn) && 'client' in storageIn) {
+    client = storageIn.client;
+    delete storageIn.client;
+  }
+
+  const problems: string[] = [];
+  const opts = plainToInstance(BalancerOptions, { ...rest, storage: storageIn });
+  collect(validateSync(opts, VALIDATE), [], locate, problems);
+
+  if (healthIndicators !== undefined) {
+    if (!Array.isArray(healthIndicators) || !healthIndicators.every((f) => typeof f === 'function')) {
+      problems.push(`${locate(['healthIndicators'])} must be an array of Terminus indicator functions`);
+    }
+  }
+  const he = opts.healthEndpoint;
+  if (he !== undefined && he !== null && he !== false && (typeof he !== 'string' || !he.startsWith('/'))) {
+    problems.push(`${locate(['healthEndpoint'])} must be a path starting with / (or false to disable)`);
+  }
+  if (client !== undefined && (client === null || typeof client !== 'object')) {
+    problems.push(`${locate(['storage', 'client'])} must be an ioredis client`);
+  }
+  if (opts.storage?.type === 'redis' && !opts.storage.url && !opts.storage.redis && client === undefined) {
+    problems.push(`${locate(['storage'])}: type redis needs url, redis or client`);
+  }
+  if (Boolean(opts.ui?.username) !== Boolean(opts.ui?.password)) {
+    problems.push(`${locate(['ui'])}: set both username and password, or neither`);
+  }
+
+  const resolvedEndpoints: Record<string, EndpointOptions> = {};
+  if (endpoints !== undefined && endpoints !== null) {
+    if (!isPlainObject(endpoints)) {
+      problems.push(`${locate(['endpoints'])} must be a mapping of paths to endpoint settings`);
+    } else {
+      for (const [path, value] of Object.entries(endpoints)) {
+        if (!path.startsWith('/')) {
+          problems.push(`${locate(['endpoints', path])}: endpoint keys are paths and must start with /`);
+        }
+        const entry = plainToInstance(EndpointOptions, value ?? {});
+        if (value !== null && value !== undefined && !isPlainObject(value)) {
+          problems.push(`${locate(['endpoints', path])} must be a mapping of endpoint settings`);
+          continue;
+        }
+        collect(validateSync(entry, VALIDATE), ['endpoints', path], locate, problems);
+        if (entry.method) entry.method = entry.method.toUpperCase() as EndpointOptions['method'];
+        resolvedEndpoints[path] = entry;
+      }
+    }
+  }
+  if (problems.length > 0) throw new BalancerConfigError(source, problems);
+
+  const latencyThresholdMs = opts.latencyThresholdMs ?? DEFAULTS.latencyThresholdMs;
+  const p = opts.probe ?? {};
+  return {
+    storage: {
+      type: opts.storage?.type ?? DEFAULTS.storageType,
+      url: opts.storage?.url,
+      redis: opts.storage?.redis,
+      client,
+      keyPrefix: opts.storage?.keyPrefix ?? DEFAULTS.keyPrefix,
+      leaseTtl: opts.storage?.leaseTtl ?? DEFAULTS.leaseTtl,
+    },
+    routingStrategy: opts.routingStrategy,
+    healthEndpoint: he === false || he === null ? null : (he ?? DEFAULTS.healthEndpoint),
+    healthCheckInterval: opts.healthCheckInterval ?? DEFAULTS.healthCheckInterval,
+    healthTimeout: opts.healthTimeout ?? DEFAULTS.healthTimeout,
+    healthFailureThreshold: opts.healthFailureThreshold ?? DEFAULTS.healthFailureThreshold,
+    healthRecoveryThreshold: opts.healthRecoveryThreshold ?? DEFAULTS.healthRecoveryThreshold,
+    healthIndicators: (healthIndicators as HealthIndicatorFunction[] | undefined) ?? [],
+    queueTimeout: opts.queueTimeout ?? DEFAULTS.queueTimeout,
+    maxQueue: opts.maxQueue ?? DEFAULTS.maxQueue,
+    probeOnStartup: opts.probeOnStartup ?? DEFAULTS.probeOnStartup,
+    forceReprobe: opts.forceReprobe ?? DEFAULTS.forceReprobe,
+    errorThreshold: opts.errorThreshold ?? DEFAULTS.errorThreshold,
+    latencyThresholdMs,
+    probe: {
+      warmupMs: p.warmupMs ?? DEFAULTS.warmupMs,
+      levelDurationMs: p.levelDurationMs ?? DEFAULTS.levelDurationMs,
+      minSamples: p.minSamples ?? DEFAULTS.minSamples,
+      maxConcurrency: p.maxConcurrency ?? DEFAULTS.maxConcurrency,
+      maxRequests: p.maxRequests ?? DEFAULTS.maxRequests,
+      requestTimeoutMs: p.requestTimeoutMs ?? latencyThresholdMs * 5,
+      stopAtKnee: p.stopAtKnee ?? DEFAULTS.stopAtKnee,
+      kneeMinGain: p.kneeMinGain ?? DEFAULTS.kneeMinGain,
+      resultTtl: p.resultTtl ?? DEFAULTS.resultTtl,
+    },
+    defaultCapacity: opts.defaultCapacity ?? DEFAULTS.defaultCapacity,
+    drainTimeout: opts.drainTimeout ?? DEFAULTS.drainTimeout,
+    ui: {
+      enable: opts.ui?.enable ?? DEFAULTS.uiEnable,
+      path: normalizePath(opts.ui?.path ?? DEFAULTS.uiPath),
+      username: opts.ui?.username,
+      password: opts.ui?.password,
+      historySeconds: opts.ui?.historySeconds ?? DEFAULTS.historySeconds,
+    },
+    metrics: opts.metrics ?? DEFAULTS.metrics,
+    endpoints: resolvedEndpoints,
+    logger: opts.logger ?? true,
+    source,
+  };
+}
+
+/** `/a//b/` -> `/a/b`; `/` stays `/`. */
+export function normalizePath(path: string): string {
+  const p = ('/' + path).replace(/\/+/g, '/');
+  return p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p;
+}

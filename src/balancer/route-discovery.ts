@@ -1,0 +1,158 @@
+import { Inject, Injectable, Logger, RequestMethod, VersioningType, type Type } from '@nestjs/common';
+import { MODULE_PATH, PATH_METADATA, METHOD_METADATA, VERSION_METADATA } from '@nestjs/common/constants';
+import { ApplicationConfig, DiscoveryService, MetadataScanner, ModulesContainer, Reflector } from '@nestjs/core';
+import { PoolRegistry, type PoolRoute, type ResolvedPool } from '../admission/pool-registry';
+import { BALANCED_METADATA, BALANCER_OPTIONS } from './balancer.constants';
+import type { BalancedOptions } from './balanced.decorator';
+import type { EndpointOptions } from './balancer-options';
+import { normalizePath, type ResolvedBalancerOptions } from './resolve-options';
+
+interface DiscoveredRoute extends PoolRoute {
+  handler: unknown;
+  balanced?: BalancedOptions;
+}
+
+function asArray<T>(v: T | T[] | undefined): T[] {
+  return v === undefined ? [] : Array.isArray(v) ? v : [v];
+}
+
+/**
+ * Finds watched routes at bootstrap: `@Balanced()` on a handler or controller, or a route whose
+ * served path is a key of `endpoints`. Paths include the global prefix, RouterModule paths, URI
+ * versions and controller paths, exactly as they are served.
+ */
+@Injectable()
+export class RouteDiscovery {
+  private readonly logger = new Logger('BalancerModule');
+
+  constructor(
+    @Inject(BALANCER_OPTIONS) private readonly options: ResolvedBalancerOptions,
+    private readonly discovery: DiscoveryService,
+    private readonly scanner: MetadataScanner,
+    private readonly reflector: Reflector,
+    private readonly config: ApplicationConfig,
+    private readonly modules: ModulesContainer,
+    private readonly registry: PoolRegistry,
+  ) {}
+
+  /** Fill the registry. Returns the pools, for logging. */
+  discover(): ResolvedPool[] {
+    const routes = this.routes();
+    const balancerPaths = new Set(['/balancer']);
+    const isOwn = (path: string): boolean =>
+      [...balancerPaths].some((p) => path === p || path.startsWith(`${p}/`)) ||
+      path === this.options.ui.path ||
+      path.startsWith(`${this.options.ui.path}/`);
+    const health = this.options.healthEndpoint ? normalizePath(this.options.healthEndpoint) : null;
+
+    const matchedKeys = new Set<string>();
+    for (const route of routes) {
+      const configured = this.options.endpoints[route.path];
+      const methodOk =
+        !configured?.method || route.method === 'ALL' || configured.method === route.method;
+      const byOptions = configured !== undefined && methodOk;
+      if (configured !== undefined) matchedKeys.add(route.path);
+      if (!route.balanced && !byOptions) continue;
+      if (isOwn(route.path)) continue;
+      if (health !== null && route.path === health) {
+        this.log('warn', `${route.method} ${route.path} is the health endpoint; it is never gated or queued`);
+        continue;
+      }
+      this.attach(route, byOptions ? configured : undefined);
+    }
+    for (const key of Object.keys(this.options.endpoints)) {
+      if (!matchedKeys.has(key)) {
+        this.log(
+          'warn',
+          `endpoints["${key}"] matches no route of this app (routes are matched by their served path, global prefix included)`,
+        );
+      }
+    }
+    return this.registry.all();
+  }
+
+  private attach(route: DiscoveredRoute, configured: EndpointOptions | undefined): void {
+    const o = this.options;
+    const b = route.balanced ?? {};
+    // Precedence: options.endpoints[path] > @Balanced() > global defaults.
+    const key = configured?.pool ?? b.pool ?? route.path;
+    let pool = this.registry.get(key);
+    if (!pool) {
+      const queueTimeout = configured?.queueTimeout ?? b.queueTimeout ?? o.queueTimeout;
+      const probePath = configured?.path ?? b.probe?.path ?? (route.path.includes(':') || route.path.includes('*') ? null : route.path);
+      pool = {
+        key,
+        routes: [],
+        manualCapacity: configured?.capacity ?? b.capacity,
+        queueTimeoutMs: queueTimeout * 1000,
+        maxQueue: configured?.maxQueue ?? b.maxQueue ?? o.maxQueue,
+        retryAfter: Math.max(1, Math.ceil(queueTimeout)),
+        probe: {
+          method: configured?.method ?? b.probe?.method ?? (route.method === 'ALL' ? 'GET' : route.method),
+          path: probePath,
+          headers: { ...(b.probe?.headers ?? {}), ...(configured?.headers ?? {}) },
+          body: configured?.body ?? b.probe?.body,
+        },
+        probeStatus: { state: 'pending' },
+      };
+    } else {
+      const cap = configured?.capacity ?? b.capacity;
+      if (cap !== undefined && pool.manualCapacity !== undefined && cap !== pool.manualCapacity) {
+        this.log('warn', `pool "${key}": routes disagree on capacity (${pool.manualCapacity} vs ${cap}); using ${pool.manualCapacity}`);
+      }
+      pool.manualCapacity ??= cap;
+    }
+    pool.routes.push({ method: route.method, path: route.path });
+    this.registry.register(route.handler, pool);
+  }
+
+  private routes(): DiscoveredRoute[] {
+    const out: DiscoveredRoute[] = [];
+    const prefix = this.config.getGlobalPrefix();
+    const versioning = this.config.getVersioning();
+    const appId = (this.modules as unknown as { applicationId?: string }).applicationId ?? '';
+    for (const wrapper of this.discovery.getControllers()) {
+      const { instance, metatype } = wrapper;
+      if (!instance || !metatype) continue;
+      const hostCtor = wrapper.host?.metatype;
+      const modulePath: string | undefined = hostCtor
+        ? (Reflect.getMetadata(MODULE_PATH + appId, hostCtor) ?? Reflect.getMetadata(MODULE_PATH, hostCtor))
+        : undefined;
+      const controllerPaths = asArray<string>(Reflect.getMetadata(PATH_METADATA, metatype));
+      const controllerVersion = Reflect.getMetadata(VERSION_METADATA, metatype);
+      const classBalanced = this.reflector.get<BalancedOptions | undefined>(BALANCED_METADATA, metatype as Type);
+      const proto = Object.getPrototypeOf(instance);
+      for (const name of this.scanner.getAllMethodNames(proto)) {
+        const handler = proto[name];
+        const methodPaths = Reflect.getMetadata(PATH_METADATA, handler) as string | string[] | undefined;
+        if (methodPaths === undefined) continue;
+        const methodEnum = Reflect.getMetadata(METHOD_METADATA, handler) as RequestMethod;
+        const method = RequestMethod[methodEnum] ?? 'GET';
+        const methodBalanced = this.reflector.get<BalancedOptions | undefined>(BALANCED_METADATA, handler);
+        const balanced =
+          classBalanced || methodBalanced
+            ? { ...(classBalanced ?? {}), ...(methodBalanced ?? {}), probe: { ...classBalanced?.probe, ...methodBalanced?.probe } }
+            : undefined;
+        const versions =
+          versioning?.type === VersioningType.URI
+            ? asArray<string | symbol>(Reflect.getMetadata(VERSION_METADATA, handler) ?? controllerVersion ?? versioning.defaultVersion)
+                .filter((v): v is string => typeof v === 'string')
+                .map((v) => `${versioning.prefix === false ? '' : (versioning.prefix ?? 'v')}${v}`)
+            : [];
+        for (const cp of controllerPaths.length ? controllerPaths : ['']) {
+          for (const mp of asArray(methodPaths)) {
+            for (const version of versions.length ? versions : ['']) {
+              const path = normalizePath([prefix, modulePath ?? '', version, cp, mp].join('/'));
+              out.push({ method, path, handler, balanced });
+            }
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  private log(level: 'log' | 'warn', message: string): void {
+    if (this.options.logger) this.logger[level](message);
+  }
+}
