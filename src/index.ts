@@ -33,3 +33,6 @@ export {
   type StoredProbeResult,
 } from './admission/capacity-store.interface';
 export { MemoryCapacityStore } from './admission/memory-capacity.store';
+export * from './probe/public';
+export * from './health/public';
+export * from './dashboard/public';

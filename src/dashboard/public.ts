@@ -1,0 +1,2 @@
+// Public names of the dashboard feature, re-exported by src/index.ts.
+export {};

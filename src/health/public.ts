@@ -1,0 +1,2 @@
+// Public names of the health feature, re-exported by src/index.ts.
+export {};
