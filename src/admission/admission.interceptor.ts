@@ -1,6 +1,6 @@
 import { CallHandler, ExecutionContext, Inject, Injectable, NestInterceptor } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
-import type { Observable } from 'rxjs';
+import { finalize, type Observable } from 'rxjs';
 import { PROBE_HEADER } from '../balancer/balancer.constants';
 import { AdmissionEvents } from './admission-events';
 import { AdmissionGate } from './admission-gate';
@@ -77,21 +77,34 @@ export class AdmissionInterceptor implements NestInterceptor {
     this.events.emit(pool.key, 'admitted', result.waitedMs);
 
     const lease = result.lease;
-    const release = (): void => {
-      raw.off('close', release);
-      raw.off('finish', release);
-      void lease.release();
-    };
     if (raw.destroyed || raw.writableFinished) {
       // The client left between the grant and now: give the slot straight back.
-      release();
+      void lease.release();
       throw new ClientClosedRequestException();
     }
-    // 'finish' frees the slot as soon as the last byte is handed to the OS; 'close' covers a
-    // connection dropped mid-response. A streamed body keeps the slot until it ends.
-    raw.once('finish', release);
-    raw.once('close', release);
-    return next.handle();
+    // The slot is held while the handler runs AND until the response is done: 'finish' (last
+    // byte handed to the OS) or 'close' (connection dropped). A streamed body keeps it until it
+    // ends; a client that disconnects mid-handler does not free the slot while the handler
+    // still computes (the work is still on the machine).
+    let handlerDone = false;
+    let responseDone = false;
+    const maybeRelease = (): void => {
+      if (handlerDone && responseDone) void lease.release();
+    };
+    const onResponseDone = (): void => {
+      raw.off('finish', onResponseDone);
+      raw.off('close', onResponseDone);
+      responseDone = true;
+      maybeRelease();
+    };
+    raw.once('finish', onResponseDone);
+    raw.once('close', onResponseDone);
+    return next.handle().pipe(
+      finalize(() => {
+        handlerDone = true;
+        maybeRelease();
+      }),
+    );
   }
 
   private closedOutcome(): 'unhealthy' | 'shutting_down' {
