@@ -86,6 +86,16 @@ export const DEFAULTS = {
   metrics: true,
 } as const;
 
+const TYPE_CONSTRAINTS = new Set([
+  'whitelistValidation',
+  'isNumber',
+  'isInt',
+  'isString',
+  'isBoolean',
+  'isObject',
+  'isIn',
+]);
+
 type Locate = (camelPath: string[]) => string;
 
 function collect(errors: ValidationError[], prefix: string[], locate: Locate, out: string[]): void {
@@ -93,7 +103,10 @@ function collect(errors: ValidationError[], prefix: string[], locate: Locate, ou
     const path = [...prefix, err.property];
     if (err.constraints) {
       const shown = locate(path);
-      for (const [kind, message] of Object.entries(err.constraints)) {
+      // A value of the wrong type also fails its range checks; say only what matters.
+      const all = Object.entries(err.constraints);
+      const typeErrors = all.filter(([kind]) => TYPE_CONSTRAINTS.has(kind));
+      for (const [kind, message] of typeErrors.length ? typeErrors : all) {
         if (kind === 'whitelistValidation') {
           out.push(`${shown}: unknown option`);
         } else if (message.startsWith(`${err.property} `)) {

@@ -57,14 +57,14 @@ function convertKeys(
 
 export function parseBalancerYaml(text: string, source: string): LoadedYamlConfig {
   const lineCounter = new LineCounter();
-  const doc: Document.Parsed = parseDocument(text, { lineCounter, prettyErrors: false });
+  const doc: Document.Parsed = parseDocument(text, { lineCounter });
   if (doc.errors.length > 0) {
     throw new BalancerConfigError(
       source,
       doc.errors.map((e) => {
         const pos = e.linePos?.[0];
         const where = pos ? `line ${pos.line}, column ${pos.col}` : 'unknown position';
-        return `malformed YAML at ${where}: ${e.message.split('\n')[0]}`;
+        return `malformed YAML at ${where}: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`;
       }),
     );
   }

@@ -1,0 +1,152 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BalancerConfigError } from './balancer-config.error';
+import { loadBalancerConfig } from './load-balancer-config';
+import { DEFAULTS, resolveBalancerOptions } from './resolve-options';
+
+const dir = mkdtempSync(join(tmpdir(), 'balancer-config-'));
+function yamlFile(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(BalancerConfigError);
+    return (err as BalancerConfigError).problems;
+  }
+  throw new Error('expected a BalancerConfigError');
+}
+
+describe('resolveBalancerOptions', () => {
+  it('applies the seed defaults to empty options', () => {
+    const o = resolveBalancerOptions({});
+    expect(o.storage.type).toBe('memory');
+    expect(o.healthEndpoint).toBe('/health');
+    expect(o.healthCheckInterval).toBe(10);
+    expect(o.queueTimeout).toBe(30);
+    expect(o.probeOnStartup).toBe(true);
+    expect(o.forceReprobe).toBe(false);
+    expect(o.errorThreshold).toBe(0.05);
+    expect(o.latencyThresholdMs).toBe(2000);
+    expect(o.ui).toMatchObject({ enable: true, path: '/balancer/ui' });
+    expect(o.maxQueue).toBe(DEFAULTS.maxQueue);
+    expect(o.probe.requestTimeoutMs).toBe(10_000);
+  });
+
+  it("loads the seed's example balancer.yml unchanged", () => {
+    const o = resolveBalancerOptions(join(__dirname, '../../test/fixtures/seed-balancer.yml'));
+    expect(o.storage).toMatchObject({ type: 'redis', url: 'redis://localhost:6379', keyPrefix: 'balancer' });
+    expect(o.routingStrategy).toBe('round-robin');
+    expect(o.ui).toMatchObject({ enable: true, path: '/balancer/ui', username: 'admin', password: 'secret' });
+    expect(o.endpoints['/predict']).toMatchObject({
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: 'Bearer your-token' },
+      body: { input: 'sample input' },
+    });
+    expect(o.endpoints['/embed'].body).toEqual({ texts: ['hello'] });
+  });
+
+  it('loads the shipped balancer.yml.example', () => {
+    const o = resolveBalancerOptions(join(__dirname, '../../balancer.yml.example'));
+    expect(o.endpoints['/embed']).toMatchObject({ capacity: 10, queueTimeout: 120, maxQueue: 200 });
+    expect(o.probe.levelDurationMs).toBe(1000);
+    expect(o.storage.leaseTtl).toBe(5);
+  });
+
+  it('keeps user data keys (headers, body) exactly as written', () => {
+    const path = yamlFile(
+      'data.yml',
+      'endpoints:\n  /x:\n    headers:\n      X_Api_Key: k\n    body:\n      some_field: 1\n',
+    );
+    const o = resolveBalancerOptions(path);
+    expect(o.endpoints['/x'].headers).toEqual({ X_Api_Key: 'k' });
+    expect(o.endpoints['/x'].body).toEqual({ some_field: 1 });
+  });
+
+  it('names every offending YAML key with its line, in the file spelling', () => {
+    const path = yamlFile(
+      'bad.yml',
+      [
+        'queue_timeout: -1', // line 1
+        'ui:',
+        '  enable: true',
+        '  pasword: oops', // line 4: typo
+        'endpoints:',
+        '  /predict:',
+        '    capacity: 0', // line 7
+        '    method: FETCH', // line 8
+        'latency_threshold_ms: fast', // line 9
+      ].join('\n'),
+    );
+    const problems = problemsOf(() => resolveBalancerOptions(path));
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'queue_timeout (line 1) must not be less than 0',
+        'ui.pasword (line 4): unknown option',
+        'endpoints./predict.capacity (line 7) must be a positive integer',
+        expect.stringMatching(/^endpoints\.\/predict\.method \(line 8\) must be one of/),
+        expect.stringMatching(/^latency_threshold_ms \(line 9\) must be a number/),
+      ]),
+    );
+    expect(problems).toHaveLength(5);
+  });
+
+  it('names the line of malformed YAML', () => {
+    const path = yamlFile('broken.yml', 'storage:\n  type: memory\nendpoints:\n  - /a\n  b: 2\n');
+    const problems = problemsOf(() => resolveBalancerOptions(path));
+    expect(problems).toEqual([
+      'malformed YAML at line 5, column 1: All mapping items must start at the same column',
+    ]);
+  });
+
+  it('says when the file cannot be read', () => {
+    const problems = problemsOf(() => resolveBalancerOptions(join(dir, 'missing.yml')));
+    expect(problems[0]).toMatch(/cannot read the file/);
+  });
+
+  it('rejects unknown keys and bad values in TypeScript options with camelCase paths', () => {
+    const problems = problemsOf(() =>
+      resolveBalancerOptions({
+        queueTimeout: 'soon',
+        storage: { type: 'postgres' },
+        ui: { username: 'admin' },
+        endpoints: { predict: { capacity: 2.5 } },
+        unknownThing: true,
+      } as never),
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^queueTimeout must be a number/),
+        expect.stringMatching(/^storage\.type must be one of/),
+        'ui: set both username and password, or neither',
+        'endpoints.predict: endpoint keys are paths and must start with /',
+        'endpoints.predict.capacity must be a positive integer',
+        'unknownThing: unknown option',
+      ]),
+    );
+  });
+
+  it('requires a connection for redis storage', () => {
+    expect(problemsOf(() => resolveBalancerOptions({ storage: { type: 'redis' } }))).toEqual([
+      'storage: type redis needs url, redis or client',
+    ]);
+  });
+
+  it('accepts health_endpoint false and a live client object untouched', () => {
+    const client = { fake: 'client', nested: { fn: () => 1 } };
+    const o = resolveBalancerOptions({ healthEndpoint: false, storage: { type: 'redis', client } });
+    expect(o.healthEndpoint).toBeNull();
+    expect(o.storage.client).toBe(client);
+  });
+
+  it('loadBalancerConfig returns camelCase options ready for forRoot()', () => {
+    const o = loadBalancerConfig(join(__dirname, '../../test/fixtures/seed-balancer.yml'));
+    expect(o.latencyThresholdMs).toBe(2000);
+    expect(o.healthCheckInterval).toBe(10);
+    expect(o.endpoints?.['/predict'].method).toBe('POST');
+  });
+});
