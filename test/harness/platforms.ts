@@ -1,4 +1,4 @@
-import type { INestApplication, Type } from '@nestjs/common';
+import type { INestApplication, LoggerService, Type } from '@nestjs/common';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
@@ -16,14 +16,21 @@ export interface RunningApp {
 export interface StartOptions {
   /** Called before listen (global prefix, versioning …). */
   setup?: (app: INestApplication) => void;
-  logger?: boolean;
+  /** A logger to capture Nest's and the balancer's lines; default: silent. */
+  logger?: LoggerService;
 }
 
 /** Compile `module`, listen on 127.0.0.1:0 with the given adapter, and return its base URL. */
-export async function startApp(platform: PlatformName, module: Type, opts: StartOptions = {}): Promise<RunningApp> {
-  const ref = await Test.createTestingModule({ imports: [module] }).compile();
+export async function startApp(
+  platform: PlatformName,
+  module: Type,
+  opts: StartOptions = {},
+): Promise<RunningApp> {
+  const builder = Test.createTestingModule({ imports: [module] });
+  if (opts.logger) builder.setLogger(opts.logger);
+  const ref = await builder.compile();
   const adapter = platform === 'express' ? new ExpressAdapter() : new FastifyAdapter();
-  const app = ref.createNestApplication(adapter, { logger: opts.logger ? undefined : false });
+  const app = ref.createNestApplication(adapter, { logger: opts.logger ?? false });
   opts.setup?.(app);
   await app.listen(0, '127.0.0.1');
   const address = app.getHttpServer().address() as AddressInfo;
@@ -38,4 +45,23 @@ export async function startApp(platform: PlatformName, module: Type, opts: Start
       await app.close();
     },
   };
+}
+
+/** Collects log lines for assertions. */
+export class CapturingLogger implements LoggerService {
+  readonly lines: Array<{ level: string; message: string; context?: string }> = [];
+  log(message: unknown, context?: string): void {
+    this.lines.push({ level: 'log', message: String(message), context });
+  }
+  warn(message: unknown, context?: string): void {
+    this.lines.push({ level: 'warn', message: String(message), context });
+  }
+  error(message: unknown, context?: string): void {
+    this.lines.push({ level: 'error', message: String(message), context });
+  }
+  debug(): void {}
+  verbose(): void {}
+  messages(level?: string): string[] {
+    return this.lines.filter((l) => !level || l.level === level).map((l) => l.message);
+  }
 }
