@@ -10,7 +10,7 @@ import {
   BalancerUnavailableException,
   ClientClosedRequestException,
 } from './admission.exceptions';
-import { CapacityStore } from './capacity-store.interface';
+import { CapacityStore, type Lease } from './capacity-store.interface';
 import { PoolRegistry, type ResolvedPool } from './pool-registry';
 import { ProbeSecret } from './probe-secret';
 
@@ -36,7 +36,7 @@ export class AdmissionInterceptor implements NestInterceptor {
     private readonly events: AdmissionEvents,
   ) {}
 
-  async intercept(context: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> | Promise<Observable<unknown>> {
     if (context.getType() !== 'http') return next.handle();
     const pool = this.registry.forHandler(context.getHandler());
     if (!pool) return next.handle();
@@ -58,6 +58,17 @@ export class AdmissionInterceptor implements NestInterceptor {
       throw this.reject(raw, new BalancerUnavailableException(closed, retry));
     }
 
+    // Fast path (memory store, free slot, nobody waiting): no promise, no abort wiring.
+    const lease = this.store.tryAcquire?.(pool.key);
+    if (lease) {
+      this.events.emit(pool.key, 'admitted', 0);
+      return this.run(raw, lease, next);
+    }
+    return this.wait(raw, pool, next);
+  }
+
+  /** Wait in the pool's queue, leaving it if the client goes away. */
+  private async wait(raw: ServerResponse, pool: ResolvedPool, next: CallHandler): Promise<Observable<unknown>> {
     const abort = new AbortController();
     const onGone = (): void => {
       if (!raw.writableFinished) abort.abort();
@@ -75,34 +86,35 @@ export class AdmissionInterceptor implements NestInterceptor {
       throw this.rejection(raw, pool, result.reason, result.waitedMs);
     }
     this.events.emit(pool.key, 'admitted', result.waitedMs);
-
-    const lease = result.lease;
     if (raw.destroyed || raw.writableFinished) {
       // The client left between the grant and now: give the slot straight back.
-      void lease.release();
+      void result.lease.release();
       throw new ClientClosedRequestException();
     }
-    // The slot is held while the handler runs AND until the response is done: 'finish' (last
-    // byte handed to the OS) or 'close' (connection dropped). A streamed body keeps it until it
-    // ends; a client that disconnects mid-handler does not free the slot while the handler
-    // still computes (the work is still on the machine).
+    return this.run(raw, result.lease, next);
+  }
+
+  /**
+   * Run the handler holding `lease`. The slot is held while the handler runs AND until the
+   * response is done: 'finish' (last byte handed to the OS) or 'close' (connection dropped).
+   * A streamed body keeps it until it ends; a client that disconnects mid-handler does not
+   * free the slot while the handler still computes (the work is still on the machine).
+   */
+  private run(raw: ServerResponse, lease: Lease, next: CallHandler): Observable<unknown> {
     let handlerDone = false;
     let responseDone = false;
-    const maybeRelease = (): void => {
-      if (handlerDone && responseDone) void lease.release();
-    };
     const onResponseDone = (): void => {
       raw.off('finish', onResponseDone);
       raw.off('close', onResponseDone);
       responseDone = true;
-      maybeRelease();
+      if (handlerDone) void lease.release();
     };
     raw.once('finish', onResponseDone);
     raw.once('close', onResponseDone);
     return next.handle().pipe(
       finalize(() => {
         handlerDone = true;
-        maybeRelease();
+        if (responseDone) void lease.release();
       }),
     );
   }

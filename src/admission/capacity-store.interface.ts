@@ -97,6 +97,11 @@ export interface CapacityStore {
    */
   acquire(pool: string, options: AcquireOptions): Promise<AcquireResult>;
   /**
+   * Optional synchronous fast path: a lease when a slot is free and nobody waits, else `null`
+   * (then the caller uses `acquire`). Stores that need I/O to decide do not implement it.
+   */
+  tryAcquire?(pool: string): Lease | null;
+  /**
    * Answer every current waiter of `pool` (or of every pool when omitted) with `closed`.
    * Used when health fails and at shutdown. Only this process's waiters.
    */

@@ -64,6 +64,12 @@ export class MemoryCapacityStore implements CapacityStore {
     this.drain(pool, p);
   }
 
+  tryAcquire(pool: string): Lease | null {
+    const p = this.pool(pool);
+    if (p.capacity !== null && p.active < p.capacity && p.queue.size === 0) return this.grant(pool, p);
+    return null;
+  }
+
   acquire(pool: string, options: AcquireOptions): Promise<AcquireResult> {
     const p = this.pool(pool);
     const start = performance.now();

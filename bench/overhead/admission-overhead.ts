@@ -1,0 +1,132 @@
+/**
+ * Admission overhead: a trivial route plain vs @Balanced() with the memory store vs with the
+ * Redis store (cap never reached), on Express and Fastify, side by side in one run.
+ * Each server runs in its own process; autocannon drives it from this one. Rounds interleave
+ * the variants so machine noise hits them alike; the median round is reported.
+ *
+ *   npm run bench -- overhead            (part of npm run bench)
+ *   ts-node --transpile-only bench/overhead/admission-overhead.ts
+ */
+import autocannon from 'autocannon';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import type { BenchSection } from '../section';
+
+const ROOT = join(__dirname, '..', '..');
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CONNECTIONS = 32;
+
+interface Sample {
+  rps: number;
+  p99: number;
+}
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const port = (srv.address() as { port: number }).port;
+  srv.close();
+  return port;
+}
+
+/** Start a private redis-server (or use REDIS_URL). */
+async function startRedis(): Promise<{ url: string; stop(): void }> {
+  if (process.env.REDIS_URL) return { url: process.env.REDIS_URL, stop: () => undefined };
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.on('error', reject);
+    child.stdout!.on('data', (d: Buffer) => {
+      if (d.toString().includes('Ready to accept connections')) resolve();
+    });
+  });
+  return { url: `redis://127.0.0.1:${port}`, stop: () => child.kill('SIGTERM') };
+}
+
+async function startServer(variant: string, platform: string, redisUrl: string): Promise<{ port: number; child: ChildProcess }> {
+  const child = spawn(
+    process.execPath,
+    ['-r', 'ts-node/register/transpile-only', join(__dirname, 'server.ts'), variant, platform, redisUrl],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.on('exit', (code) => reject(new Error(`${variant}/${platform} server exited with ${code}`)));
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /LISTENING (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+  });
+  return { port, child };
+}
+
+async function load(port: number, seconds: number): Promise<Sample> {
+  const result = await autocannon({
+    url: `http://127.0.0.1:${port}/hello`,
+    connections: CONNECTIONS,
+    duration: seconds,
+  });
+  if (result.non2xx > 0 || result.errors > 0) {
+    throw new Error(`non-2xx ${result.non2xx}, errors ${result.errors} on port ${port}`);
+  }
+  return { rps: result.requests.average, p99: result.latency.p99 };
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+export async function runOverheadBench(): Promise<BenchSection> {
+  const redis = await startRedis();
+  const variants = (process.env.BENCH_VARIANTS ?? 'plain,memory,redis').split(',');
+  const rows: Array<{ platform: string; variant: string; rps: number; p99: number; ratio: number }> = [];
+  try {
+    for (const platform of ['express', 'fastify']) {
+      const servers = new Map<string, { port: number; child: ChildProcess }>();
+      try {
+        for (const v of variants) servers.set(v, await startServer(v, platform, redis.url));
+        // Warm up every server (JIT, connection pools, Redis scripts).
+        for (const v of variants) await load(servers.get(v)!.port, 1);
+        const samples = new Map<string, Sample[]>(variants.map((v) => [v, []]));
+        for (let r = 0; r < ROUNDS; r++) {
+          for (const v of variants) samples.get(v)!.push(await load(servers.get(v)!.port, SECONDS));
+        }
+        const plainRps = median(samples.get('plain')!.map((s) => s.rps));
+        for (const v of variants) {
+          const s = samples.get(v)!;
+          const rps = median(s.map((x) => x.rps));
+          rows.push({ platform, variant: v, rps, p99: median(s.map((x) => x.p99)), ratio: rps / plainRps });
+        }
+      } finally {
+        for (const { child } of servers.values()) child.kill('SIGTERM');
+      }
+    }
+  } finally {
+    redis.stop();
+  }
+  const markdown = [
+    `Trivial GET route, ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${SECONDS} s, median round.`,
+    '',
+    '| adapter | variant | req/s | p99 (ms) | ratio vs plain |',
+    '|---|---|---:|---:|---:|',
+    ...rows.map(
+      (r) => `| ${r.platform} | ${r.variant} | ${r.rps.toFixed(0)} | ${r.p99.toFixed(1)} | ${r.ratio.toFixed(3)} |`,
+    ),
+  ].join('\n');
+  return { title: 'Admission overhead (cap never reached)', markdown, data: rows };
+}
+
+if (require.main === module) {
+  runOverheadBench().then(
+    (s) => console.log(`## ${s.title}\n\n${s.markdown}`),
+    (err) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,60 @@
+/**
+ * A trivial route served plain or behind @Balanced() (cap never reached), for the admission
+ * overhead benchmark. Usage: server.ts <plain|memory|redis> <express|fastify> [redisUrl]
+ * Prints `LISTENING <port>` once ready.
+ */
+import 'reflect-metadata';
+import { Controller, Get, type DynamicModule } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import type { AddressInfo } from 'node:net';
+import { Balanced, BalancerModule } from '../../src';
+
+const [variant = 'plain', platform = 'express', redisUrl] = process.argv.slice(2);
+
+@Controller()
+class PlainController {
+  @Get('hello')
+  hello(): { ok: boolean } {
+    return { ok: true };
+  }
+}
+
+@Controller()
+class BalancedController {
+  @Get('hello')
+  @Balanced({ capacity: 100_000 })
+  hello(): { ok: boolean } {
+    return { ok: true };
+  }
+}
+
+function appModule(): DynamicModule {
+  if (variant === 'plain') return { module: class PlainApp {}, controllers: [PlainController] };
+  const storage =
+    variant === 'redis'
+      ? { type: 'redis' as const, url: redisUrl, keyPrefix: `bench${process.pid}` }
+      : { type: 'memory' as const };
+  return {
+    module: class BalancedApp {},
+    imports: [
+      BalancerModule.forRoot({ storage, healthEndpoint: false, ui: { enable: false }, metrics: false, logger: false }),
+    ],
+    controllers: [BalancedController],
+  };
+}
+
+async function main(): Promise<void> {
+  const adapter = platform === 'fastify' ? new FastifyAdapter() : new ExpressAdapter();
+  const app = await NestFactory.create(appModule(), adapter, { logger: false });
+  app.enableShutdownHooks();
+  await app.listen(0, '127.0.0.1');
+  const { port } = app.getHttpServer().address() as AddressInfo;
+  process.stdout.write(`LISTENING ${port}\n`);
+}
+
+void main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
