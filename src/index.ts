@@ -14,7 +14,11 @@ export { BalancerConfigError } from './balancer/balancer-config.error';
 export { loadBalancerConfig } from './balancer/load-balancer-config';
 export { BALANCER_OPTIONS } from './balancer/balancer.constants';
 export type { ResolvedBalancerOptions } from './balancer/resolve-options';
-export { BalancerStatsService, type BalancerStats, type EndpointStats } from './balancer/balancer-stats.service';
+export {
+  BalancerStatsService,
+  type BalancerStats,
+  type EndpointStats,
+} from './balancer/balancer-stats.service';
 export { AdmissionInterceptor } from './admission/admission.interceptor';
 export { AdmissionGate } from './admission/admission-gate';
 export {

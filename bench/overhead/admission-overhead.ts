@@ -37,9 +37,13 @@ async function freePort(): Promise<number> {
 async function startRedis(): Promise<{ url: string; stop(): void }> {
   if (process.env.REDIS_URL) return { url: process.env.REDIS_URL, stop: () => undefined };
   const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   await new Promise<void>((resolve, reject) => {
     child.on('error', reject);
     child.stdout!.on('data', (d: Buffer) => {
@@ -49,15 +53,28 @@ async function startRedis(): Promise<{ url: string; stop(): void }> {
   return { url: `redis://127.0.0.1:${port}`, stop: () => child.kill('SIGTERM') };
 }
 
-async function startServer(variant: string, platform: string, redisUrl: string): Promise<{ port: number; child: ChildProcess }> {
+async function startServer(
+  variant: string,
+  platform: string,
+  redisUrl: string,
+): Promise<{ port: number; child: ChildProcess }> {
   const child = spawn(
     process.execPath,
-    ['-r', 'ts-node/register/transpile-only', join(__dirname, 'server.ts'), variant, platform, redisUrl],
+    [
+      '-r',
+      'ts-node/register/transpile-only',
+      join(__dirname, 'server.ts'),
+      variant,
+      platform,
+      redisUrl,
+    ],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';
-    child.on('exit', (code) => reject(new Error(`${variant}/${platform} server exited with ${code}`)));
+    child.on('exit', (code) =>
+      reject(new Error(`${variant}/${platform} server exited with ${code}`)),
+    );
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       const m = /LISTENING (\d+)/.exec(out);
@@ -84,7 +101,13 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 export async function runOverheadBench(): Promise<BenchSection> {
   const redis = await startRedis();
   const variants = (process.env.BENCH_VARIANTS ?? 'plain,memory,redis').split(',');
-  const rows: Array<{ platform: string; variant: string; rps: number; p99: number; ratio: number }> = [];
+  const rows: Array<{
+    platform: string;
+    variant: string;
+    rps: number;
+    p99: number;
+    ratio: number;
+  }> = [];
   try {
     for (const platform of ['express', 'fastify']) {
       const servers = new Map<string, { port: number; child: ChildProcess }>();
@@ -100,7 +123,13 @@ export async function runOverheadBench(): Promise<BenchSection> {
         for (const v of variants) {
           const s = samples.get(v)!;
           const rps = median(s.map((x) => x.rps));
-          rows.push({ platform, variant: v, rps, p99: median(s.map((x) => x.p99)), ratio: rps / plainRps });
+          rows.push({
+            platform,
+            variant: v,
+            rps,
+            p99: median(s.map((x) => x.p99)),
+            ratio: rps / plainRps,
+          });
         }
       } finally {
         for (const { child } of servers.values()) child.kill('SIGTERM');
@@ -115,7 +144,8 @@ export async function runOverheadBench(): Promise<BenchSection> {
     '| adapter | variant | req/s | p99 (ms) | ratio vs plain |',
     '|---|---|---:|---:|---:|',
     ...rows.map(
-      (r) => `| ${r.platform} | ${r.variant} | ${r.rps.toFixed(0)} | ${r.p99.toFixed(1)} | ${r.ratio.toFixed(3)} |`,
+      (r) =>
+        `| ${r.platform} | ${r.variant} | ${r.rps.toFixed(0)} | ${r.p99.toFixed(1)} | ${r.ratio.toFixed(3)} |`,
     ),
   ].join('\n');
   return { title: 'Admission overhead (cap never reached)', markdown, data: rows };

@@ -39,7 +39,13 @@ function appModule(): DynamicModule {
   return {
     module: class BalancedApp {},
     imports: [
-      BalancerModule.forRoot({ storage, healthEndpoint: false, ui: { enable: false }, metrics: false, logger: false }),
+      BalancerModule.forRoot({
+        storage,
+        healthEndpoint: false,
+        ui: { enable: false },
+        metrics: false,
+        logger: false,
+      }),
     ],
     controllers: [BalancedController],
   };

@@ -23,7 +23,10 @@ export class DemoController {
   /** Not watched: answers at once whatever the load on /predict. */
   @Get('info')
   info(): { model: { capacity: number; serviceTimeMs: number }; inFlight: number } {
-    return { model: { capacity: model.capacity, serviceTimeMs: model.serviceTimeMs }, inFlight: model.current };
+    return {
+      model: { capacity: model.capacity, serviceTimeMs: model.serviceTimeMs },
+      inFlight: model.current,
+    };
   }
 
   @Get('health')

@@ -16,7 +16,9 @@ async function main(): Promise<void> {
   console.log(`\nnestjs-balancer demo on ${base}`);
   console.log(`  dashboard:  ${base}/balancer/ui`);
   console.log(`  stats:      ${base}/balancer/stats`);
-  console.log(`  try:        curl -X POST ${base}/predict -H 'content-type: application/json' -d '{"input":"hi"}'`);
+  console.log(
+    `  try:        curl -X POST ${base}/predict -H 'content-type: application/json' -d '{"input":"hi"}'`,
+  );
   console.log(`  overload:   npm run demo:load   (in another terminal)\n`);
 }
 

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 
-export type AdmissionOutcome = 'admitted' | 'queue_full' | 'timeout' | 'aborted' | 'unhealthy' | 'shutting_down';
+export type AdmissionOutcome =
+  'admitted' | 'queue_full' | 'timeout' | 'aborted' | 'unhealthy' | 'shutting_down';
 
 export interface AdmissionEvent {
   pool: string;

@@ -17,7 +17,12 @@ export abstract class BalancerRejection extends HttpException {
     readonly retryAfter: number,
   ) {
     super(
-      { statusCode: status, error: status === 504 ? 'Gateway Timeout' : 'Service Unavailable', message, reason },
+      {
+        statusCode: status,
+        error: status === 504 ? 'Gateway Timeout' : 'Service Unavailable',
+        message,
+        reason,
+      },
       status,
     );
   }

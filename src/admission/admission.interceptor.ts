@@ -36,7 +36,10 @@ export class AdmissionInterceptor implements NestInterceptor {
     private readonly events: AdmissionEvents,
   ) {}
 
-  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> | Promise<Observable<unknown>> {
+  intercept(
+    context: ExecutionContext,
+    next: CallHandler,
+  ): Observable<unknown> | Promise<Observable<unknown>> {
     if (context.getType() !== 'http') return next.handle();
     const pool = this.registry.forHandler(context.getHandler());
     if (!pool) return next.handle();
@@ -68,7 +71,11 @@ export class AdmissionInterceptor implements NestInterceptor {
   }
 
   /** Wait in the pool's queue, leaving it if the client goes away. */
-  private async wait(raw: ServerResponse, pool: ResolvedPool, next: CallHandler): Promise<Observable<unknown>> {
+  private async wait(
+    raw: ServerResponse,
+    pool: ResolvedPool,
+    next: CallHandler,
+  ): Promise<Observable<unknown>> {
     const abort = new AbortController();
     const onGone = (): void => {
       if (!raw.writableFinished) abort.abort();
@@ -82,7 +89,11 @@ export class AdmissionInterceptor implements NestInterceptor {
     raw.off('close', onGone);
 
     if (!result.ok) {
-      this.events.emit(pool.key, result.reason === 'closed' ? this.closedOutcome() : result.reason, result.waitedMs);
+      this.events.emit(
+        pool.key,
+        result.reason === 'closed' ? this.closedOutcome() : result.reason,
+        result.waitedMs,
+      );
       throw this.rejection(raw, pool, result.reason, result.waitedMs);
     }
     this.events.emit(pool.key, 'admitted', result.waitedMs);
@@ -133,7 +144,10 @@ export class AdmissionInterceptor implements NestInterceptor {
       case 'aborted':
         return new ClientClosedRequestException();
       case 'timeout':
-        return this.reject(raw, new BalancerQueueTimeoutException(waitedMs / 1000, pool.retryAfter));
+        return this.reject(
+          raw,
+          new BalancerQueueTimeoutException(waitedMs / 1000, pool.retryAfter),
+        );
       case 'queue_full':
         return this.reject(raw, new BalancerUnavailableException('queue_full', pool.retryAfter));
       case 'closed': {
@@ -145,7 +159,8 @@ export class AdmissionInterceptor implements NestInterceptor {
   }
 
   private reject(raw: ServerResponse, error: BalancerRejection): BalancerRejection {
-    if (!raw.headersSent) raw.setHeader('Retry-After', String(Math.max(1, Math.ceil(error.retryAfter))));
+    if (!raw.headersSent)
+      raw.setHeader('Retry-After', String(Math.max(1, Math.ceil(error.retryAfter))));
     return error;
   }
 }

@@ -66,7 +66,8 @@ export class MemoryCapacityStore implements CapacityStore {
 
   tryAcquire(pool: string): Lease | null {
     const p = this.pool(pool);
-    if (p.capacity !== null && p.active < p.capacity && p.queue.size === 0) return this.grant(pool, p);
+    if (p.capacity !== null && p.active < p.capacity && p.queue.size === 0)
+      return this.grant(pool, p);
     return null;
   }
 
@@ -144,7 +145,11 @@ export class MemoryCapacityStore implements CapacityStore {
     const targets = pool === undefined ? [...this.pools.values()] : [this.pool(pool)];
     for (const p of targets) {
       for (const waiter of [...p.queue.values()]) {
-        waiter.settle({ ok: false, reason: 'closed', waitedMs: performance.now() - waiter.enqueuedAt });
+        waiter.settle({
+          ok: false,
+          reason: 'closed',
+          waitedMs: performance.now() - waiter.enqueuedAt,
+        });
       }
     }
   }

@@ -14,7 +14,8 @@ export interface PoolProbeTarget {
   body?: unknown;
 }
 
-export type ProbeState = 'pending' | 'running' | 'waiting' | 'done' | 'reused' | 'failed' | 'skipped';
+export type ProbeState =
+  'pending' | 'running' | 'waiting' | 'done' | 'reused' | 'failed' | 'skipped';
 
 export interface PoolProbeStatus {
   state: ProbeState;

@@ -3,8 +3,10 @@ import { BALANCED_METADATA } from './balancer.constants';
 import type { EndpointOptions, EndpointProbeOptions } from './balancer-options';
 
 /** Settings for `@Balanced()`; options' `endpoints[path]` win over these. */
-export interface BalancedOptions
-  extends Pick<EndpointOptions, 'capacity' | 'queueTimeout' | 'maxQueue' | 'pool'> {
+export interface BalancedOptions extends Pick<
+  EndpointOptions,
+  'capacity' | 'queueTimeout' | 'maxQueue' | 'pool'
+> {
   /** How the probe calls this route (method, headers, body, concrete path). */
   probe?: EndpointProbeOptions;
 }

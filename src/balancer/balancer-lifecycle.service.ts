@@ -18,7 +18,9 @@ import { RouteDiscovery } from './route-discovery';
  * and default capacities (probed pools are the probe runner's), and drains at shutdown.
  */
 @Injectable()
-export class BalancerLifecycle implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown {
+export class BalancerLifecycle
+  implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown
+{
   private readonly logger = new Logger('BalancerModule');
   private unsubscribe?: () => void;
   private closed = false;
@@ -48,7 +50,9 @@ export class BalancerLifecycle implements OnModuleInit, BeforeApplicationShutdow
       } else if (!this.options.probeOnStartup) {
         await this.store.setCapacity(pool.key, this.options.defaultCapacity, 'default');
         pool.probeStatus = { state: 'skipped', error: 'probe_on_startup is false' };
-        this.log(`watching ${routes}: capacity ${this.options.defaultCapacity} (default; probing is off)`);
+        this.log(
+          `watching ${routes}: capacity ${this.options.defaultCapacity} (default; probing is off)`,
+        );
       } else {
         this.log(`watching ${routes}: capacity will be probed once the server listens`);
       }
@@ -67,7 +71,8 @@ export class BalancerLifecycle implements OnModuleInit, BeforeApplicationShutdow
       clearTimeout(t);
     }
     const left = this.store.localActive();
-    if (left > 0) this.logger.warn(`drain timeout: ${left} request(s) still running; releasing their slots`);
+    if (left > 0)
+      this.logger.warn(`drain timeout: ${left} request(s) still running; releasing their slots`);
   }
 
   async onApplicationShutdown(): Promise<void> {

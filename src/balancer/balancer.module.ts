@@ -14,7 +14,12 @@ import {
   DASHBOARD_IMPORTS,
   DASHBOARD_PROVIDERS,
 } from '../dashboard/dashboard.parts';
-import { HEALTH_CONTROLLERS, HEALTH_EXPORTS, HEALTH_IMPORTS, HEALTH_PROVIDERS } from '../health/health.parts';
+import {
+  HEALTH_CONTROLLERS,
+  HEALTH_EXPORTS,
+  HEALTH_IMPORTS,
+  HEALTH_PROVIDERS,
+} from '../health/health.parts';
 import { PROBE_PROVIDERS } from '../probe/probe.parts';
 import type { BalancerModuleOptions } from './balancer-options';
 import { BALANCER_OPTIONS, BALANCER_RAW_OPTIONS } from './balancer.constants';
@@ -82,7 +87,9 @@ export class BalancerModule extends BalancerConfigurableModule implements NestMo
   }
 
   /** Options object, or the path of a `balancer.yml` (the fastapi-balancer format). */
-  static override forRoot(options: BalancerModuleOptions & { isGlobal?: boolean } = {}): DynamicModule {
+  static override forRoot(
+    options: BalancerModuleOptions & { isGlobal?: boolean } = {},
+  ): DynamicModule {
     if (typeof options === 'string') {
       // The builder copies option objects key by key, which would shred a string.
       return {

@@ -39,9 +39,18 @@ describe('resolveBalancerOptions', () => {
 
   it("loads the seed's example balancer.yml unchanged", () => {
     const o = resolveBalancerOptions(join(__dirname, '../../test/fixtures/seed-balancer.yml'));
-    expect(o.storage).toMatchObject({ type: 'redis', url: 'redis://localhost:6379', keyPrefix: 'balancer' });
+    expect(o.storage).toMatchObject({
+      type: 'redis',
+      url: 'redis://localhost:6379',
+      keyPrefix: 'balancer',
+    });
     expect(o.routingStrategy).toBe('round-robin');
-    expect(o.ui).toMatchObject({ enable: true, path: '/balancer/ui', username: 'admin', password: 'secret' });
+    expect(o.ui).toMatchObject({
+      enable: true,
+      path: '/balancer/ui',
+      username: 'admin',
+      password: 'secret',
+    });
     expect(o.endpoints['/predict']).toMatchObject({
       method: 'POST',
       headers: { 'Content-Type': 'application/json', Authorization: 'Bearer your-token' },

@@ -120,7 +120,11 @@ function collect(errors: ValidationError[], prefix: string[], locate: Locate, ou
   }
 }
 
-const VALIDATE = { whitelist: true, forbidNonWhitelisted: true, forbidUnknownValues: true } as const;
+const VALIDATE = {
+  whitelist: true,
+  forbidNonWhitelisted: true,
+  forbidUnknownValues: true,
+} as const;
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -130,7 +134,9 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  * Validate options (or load and validate a YAML file) and fill in defaults.
  * Throws one `BalancerConfigError` that names every offending path.
  */
-export function resolveBalancerOptions(input: BalancerModuleOptions | undefined): ResolvedBalancerOptions {
+export function resolveBalancerOptions(
+  input: BalancerModuleOptions | undefined,
+): ResolvedBalancerOptions {
   let raw: unknown;
   let source = 'options';
   let locate: Locate = (p) => p.join('.');
@@ -143,7 +149,9 @@ export function resolveBalancerOptions(input: BalancerModuleOptions | undefined)
     raw = input ?? {};
   }
   if (!isPlainObject(raw)) {
-    throw new BalancerConfigError(source, ['options must be an object (or the path of a YAML file)']);
+    throw new BalancerConfigError(source, [
+      'options must be an object (or the path of a YAML file)',
+    ]);
   }
 
   // Values that are live objects, not configuration data: keep them out of class-transformer.
@@ -160,18 +168,35 @@ export function resolveBalancerOptions(input: BalancerModuleOptions | undefined)
   collect(validateSync(opts, VALIDATE), [], locate, problems);
 
   if (healthIndicators !== undefined) {
-    if (!Array.isArray(healthIndicators) || !healthIndicators.every((f) => typeof f === 'function')) {
-      problems.push(`${locate(['healthIndicators'])} must be an array of Terminus indicator functions`);
+    if (
+      !Array.isArray(healthIndicators) ||
+      !healthIndicators.every((f) => typeof f === 'function')
+    ) {
+      problems.push(
+        `${locate(['healthIndicators'])} must be an array of Terminus indicator functions`,
+      );
     }
   }
   const he = opts.healthEndpoint;
-  if (he !== undefined && he !== null && he !== false && (typeof he !== 'string' || !he.startsWith('/'))) {
-    problems.push(`${locate(['healthEndpoint'])} must be a path starting with / (or false to disable)`);
+  if (
+    he !== undefined &&
+    he !== null &&
+    he !== false &&
+    (typeof he !== 'string' || !he.startsWith('/'))
+  ) {
+    problems.push(
+      `${locate(['healthEndpoint'])} must be a path starting with / (or false to disable)`,
+    );
   }
   if (client !== undefined && (client === null || typeof client !== 'object')) {
     problems.push(`${locate(['storage', 'client'])} must be an ioredis client`);
   }
-  if (opts.storage?.type === 'redis' && !opts.storage.url && !opts.storage.redis && client === undefined) {
+  if (
+    opts.storage?.type === 'redis' &&
+    !opts.storage.url &&
+    !opts.storage.redis &&
+    client === undefined
+  ) {
     problems.push(`${locate(['storage'])}: type redis needs url, redis or client`);
   }
   if (Boolean(opts.ui?.username) !== Boolean(opts.ui?.password)) {
@@ -185,7 +210,9 @@ export function resolveBalancerOptions(input: BalancerModuleOptions | undefined)
     } else {
       for (const [path, value] of Object.entries(endpoints)) {
         if (!path.startsWith('/')) {
-          problems.push(`${locate(['endpoints', path])}: endpoint keys are paths and must start with /`);
+          problems.push(
+            `${locate(['endpoints', path])}: endpoint keys are paths and must start with /`,
+          );
         }
         const entry = plainToInstance(EndpointOptions, value ?? {});
         if (value !== null && value !== undefined && !isPlainObject(value)) {

@@ -1,6 +1,24 @@
-import { Inject, Injectable, Logger, RequestMethod, VersioningType, type Type } from '@nestjs/common';
-import { MODULE_PATH, PATH_METADATA, METHOD_METADATA, VERSION_METADATA } from '@nestjs/common/constants';
-import { ApplicationConfig, DiscoveryService, MetadataScanner, ModulesContainer, Reflector } from '@nestjs/core';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  RequestMethod,
+  VersioningType,
+  type Type,
+} from '@nestjs/common';
+import {
+  MODULE_PATH,
+  PATH_METADATA,
+  METHOD_METADATA,
+  VERSION_METADATA,
+} from '@nestjs/common/constants';
+import {
+  ApplicationConfig,
+  DiscoveryService,
+  MetadataScanner,
+  ModulesContainer,
+  Reflector,
+} from '@nestjs/core';
 import { PoolRegistry, type PoolRoute, type ResolvedPool } from '../admission/pool-registry';
 import { BALANCED_METADATA, BALANCER_OPTIONS } from './balancer.constants';
 import type { BalancedOptions } from './balanced.decorator';
@@ -55,7 +73,10 @@ export class RouteDiscovery {
       if (!route.balanced && !byOptions) continue;
       if (isOwn(route.path)) continue;
       if (health !== null && route.path === health) {
-        this.log('warn', `${route.method} ${route.path} is the health endpoint; it is never gated or queued`);
+        this.log(
+          'warn',
+          `${route.method} ${route.path} is the health endpoint; it is never gated or queued`,
+        );
         continue;
       }
       this.attach(route, byOptions ? configured : undefined);
@@ -79,7 +100,10 @@ export class RouteDiscovery {
     let pool = this.registry.get(key);
     if (!pool) {
       const queueTimeout = configured?.queueTimeout ?? b.queueTimeout ?? o.queueTimeout;
-      const probePath = configured?.path ?? b.probe?.path ?? (route.path.includes(':') || route.path.includes('*') ? null : route.path);
+      const probePath =
+        configured?.path ??
+        b.probe?.path ??
+        (route.path.includes(':') || route.path.includes('*') ? null : route.path);
       pool = {
         key,
         routes: [],
@@ -88,7 +112,10 @@ export class RouteDiscovery {
         maxQueue: configured?.maxQueue ?? b.maxQueue ?? o.maxQueue,
         retryAfter: Math.max(1, Math.ceil(queueTimeout)),
         probe: {
-          method: configured?.method ?? b.probe?.method ?? (route.method === 'ALL' ? 'GET' : route.method),
+          method:
+            configured?.method ??
+            b.probe?.method ??
+            (route.method === 'ALL' ? 'GET' : route.method),
           path: probePath,
           headers: { ...(b.probe?.headers ?? {}), ...(configured?.headers ?? {}) },
           body: configured?.body ?? b.probe?.body,
@@ -98,7 +125,10 @@ export class RouteDiscovery {
     } else {
       const cap = configured?.capacity ?? b.capacity;
       if (cap !== undefined && pool.manualCapacity !== undefined && cap !== pool.manualCapacity) {
-        this.log('warn', `pool "${key}": routes disagree on capacity (${pool.manualCapacity} vs ${cap}); using ${pool.manualCapacity}`);
+        this.log(
+          'warn',
+          `pool "${key}": routes disagree on capacity (${pool.manualCapacity} vs ${cap}); using ${pool.manualCapacity}`,
+        );
       }
       pool.manualCapacity ??= cap;
     }
@@ -116,26 +146,42 @@ export class RouteDiscovery {
       if (!instance || !metatype) continue;
       const hostCtor = wrapper.host?.metatype;
       const modulePath: string | undefined = hostCtor
-        ? (Reflect.getMetadata(MODULE_PATH + appId, hostCtor) ?? Reflect.getMetadata(MODULE_PATH, hostCtor))
+        ? (Reflect.getMetadata(MODULE_PATH + appId, hostCtor) ??
+          Reflect.getMetadata(MODULE_PATH, hostCtor))
         : undefined;
       const controllerPaths = asArray<string>(Reflect.getMetadata(PATH_METADATA, metatype));
       const controllerVersion = Reflect.getMetadata(VERSION_METADATA, metatype);
-      const classBalanced = this.reflector.get<BalancedOptions | undefined>(BALANCED_METADATA, metatype as Type);
+      const classBalanced = this.reflector.get<BalancedOptions | undefined>(
+        BALANCED_METADATA,
+        metatype as Type,
+      );
       const proto = Object.getPrototypeOf(instance);
       for (const name of this.scanner.getAllMethodNames(proto)) {
         const handler = proto[name];
-        const methodPaths = Reflect.getMetadata(PATH_METADATA, handler) as string | string[] | undefined;
+        const methodPaths = Reflect.getMetadata(PATH_METADATA, handler) as
+          string | string[] | undefined;
         if (methodPaths === undefined) continue;
         const methodEnum = Reflect.getMetadata(METHOD_METADATA, handler) as RequestMethod;
         const method = RequestMethod[methodEnum] ?? 'GET';
-        const methodBalanced = this.reflector.get<BalancedOptions | undefined>(BALANCED_METADATA, handler);
+        const methodBalanced = this.reflector.get<BalancedOptions | undefined>(
+          BALANCED_METADATA,
+          handler,
+        );
         const balanced =
           classBalanced || methodBalanced
-            ? { ...(classBalanced ?? {}), ...(methodBalanced ?? {}), probe: { ...classBalanced?.probe, ...methodBalanced?.probe } }
+            ? {
+                ...(classBalanced ?? {}),
+                ...(methodBalanced ?? {}),
+                probe: { ...classBalanced?.probe, ...methodBalanced?.probe },
+              }
             : undefined;
         const versions =
           versioning?.type === VersioningType.URI
-            ? asArray<string | symbol>(Reflect.getMetadata(VERSION_METADATA, handler) ?? controllerVersion ?? versioning.defaultVersion)
+            ? asArray<string | symbol>(
+                Reflect.getMetadata(VERSION_METADATA, handler) ??
+                  controllerVersion ??
+                  versioning.defaultVersion,
+              )
                 .filter((v): v is string => typeof v === 'string')
                 .map((v) => `${versioning.prefix === false ? '' : (versioning.prefix ?? 'v')}${v}`)
             : [];

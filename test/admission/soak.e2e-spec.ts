@@ -87,16 +87,23 @@ describe.each(PLATFORMS)('randomized soak on %s', (platform) => {
     };
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
     // Every kind of outcome happened, and nothing else did.
-    for (const k of ['200', '500', '504', 'aborted']) expect(statuses.get(k) ?? 0).toBeGreaterThan(0);
+    for (const k of ['200', '500', '504', 'aborted'])
+      expect(statuses.get(k) ?? 0).toBeGreaterThan(0);
     for (const k of statuses.keys()) expect(['200', '500', '503', '504', 'aborted']).toContain(k);
-    await waitFor(async () => {
-      const s = await poolStats(app.url, '/soak');
-      return s.active_requests === 0 && s.queued === 0;
-    }, 10_000, 'the soak pool to settle at active 0, queued 0');
+    await waitFor(
+      async () => {
+        const s = await poolStats(app.url, '/soak');
+        return s.active_requests === 0 && s.queued === 0;
+      },
+      10_000,
+      'the soak pool to settle at active 0, queued 0',
+    );
     expect(peak).toBeLessThanOrEqual(4);
     // Capacity is intact: four requests run side by side again.
     peak = 0;
-    const after = await Promise.all(Array.from({ length: 4 }, () => fetch(`${app.url}/soak?ms=50&fail=0`)));
+    const after = await Promise.all(
+      Array.from({ length: 4 }, () => fetch(`${app.url}/soak?ms=50&fail=0`)),
+    );
     expect(after.map((r) => r.status)).toEqual([200, 200, 200, 200]);
     expect(peak).toBe(4);
   });
