@@ -12,4 +12,5 @@ module.exports = {
   globalTeardown: '<rootDir>/test/harness/global-teardown.ts',
   testTimeout: 60000,
   maxWorkers: 2,
+  reporters: ['default', '<rootDir>/test/harness/summary-reporter.js'],
 };
