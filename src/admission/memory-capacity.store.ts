@@ -126,7 +126,8 @@ export class MemoryCapacityStore implements CapacityStore {
       release: async () => {
         if (released) return;
         released = true;
-        this.held.delete(id);
+        // close() already gave this slot back: a handler that outlived shutdown must not count twice.
+        if (!this.held.delete(id)) return;
         p.active--;
         this.drain(pool, p);
       },

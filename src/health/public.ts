@@ -1,2 +1,7 @@
 // Public names of the health feature, re-exported by src/index.ts.
-export {};
+export {
+  BalancerHealthIndicator,
+  type BalancerPoolReadiness,
+  type BalancerReadiness,
+  type BalancerReadinessState,
+} from './balancer-health.indicator';

@@ -1,0 +1,84 @@
+import { HealthIndicatorService } from '@nestjs/terminus';
+import { AdmissionGate } from '../admission/admission-gate';
+import { MemoryCapacityStore } from '../admission/memory-capacity.store';
+import { PoolRegistry, type ResolvedPool } from '../admission/pool-registry';
+import { BalancerHealthIndicator } from './balancer-health.indicator';
+
+function pool(key: string): ResolvedPool {
+  return {
+    key,
+    routes: [{ method: 'POST', path: key }],
+    queueTimeoutMs: 30_000,
+    maxQueue: 10,
+    retryAfter: 30,
+    probe: { method: 'POST', path: key, headers: {} },
+    probeStatus: { state: 'running' },
+  };
+}
+
+describe('BalancerHealthIndicator', () => {
+  let store: MemoryCapacityStore;
+  let gate: AdmissionGate;
+  let indicator: BalancerHealthIndicator;
+
+  beforeEach(async () => {
+    store = new MemoryCapacityStore();
+    gate = new AdmissionGate();
+    const registry = new PoolRegistry();
+    registry.register(() => 'a', pool('/a'));
+    registry.register(() => 'b', pool('/b'));
+    await store.setCapacity('/a', 4, 'manual');
+    indicator = new BalancerHealthIndicator(new HealthIndicatorService(), store, registry, gate);
+  });
+
+  it('is not ready while a pool has no capacity, and names that pool', async () => {
+    const result = await indicator.isHealthy();
+    expect(result.balancer).toMatchObject({
+      status: 'down',
+      state: 'probing',
+      reasons: ['probing'],
+      probing: ['/b'],
+      gate: 'open',
+      store: 'reachable',
+    });
+    expect(result.balancer.pools).toEqual({
+      '/a': { capacity: 4, source: 'manual', probe: 'running' },
+      '/b': { capacity: null, source: 'probing', probe: 'running' },
+    });
+  });
+
+  it('is ready once every pool has a capacity, under the key given', async () => {
+    await store.setCapacity('/b', 2, 'probe');
+    const result = await indicator.isHealthy('lb');
+    expect(result.lb).toMatchObject({ status: 'up', state: 'ready', reasons: [], probing: [] });
+  });
+
+  it('puts shutting_down ahead of every other reason', async () => {
+    gate.setHealthy(false);
+    expect((await indicator.readiness()).reasons).toEqual(['unhealthy', 'probing']);
+    gate.shutdown();
+    const r = await indicator.readiness();
+    expect(r).toMatchObject({ ready: false, state: 'shutting_down', gate: 'shutting_down' });
+    expect(r.reasons).toEqual(['shutting_down', 'probing']);
+  });
+
+  it('reports an unreachable store instead of probing pools', async () => {
+    jest.spyOn(store, 'isReachable').mockReturnValue(false);
+    const snapshot = jest.spyOn(store, 'snapshot');
+    const r = await indicator.readiness();
+    expect(r).toMatchObject({
+      ready: false,
+      state: 'store_unreachable',
+      store: 'unreachable',
+      probing: [],
+    });
+    expect(snapshot).not.toHaveBeenCalled();
+  });
+
+  it('counts a store that fails to answer as unreachable', async () => {
+    await store.setCapacity('/b', 2, 'probe');
+    jest.spyOn(store, 'snapshot').mockRejectedValue(new Error('connection lost'));
+    const r = await indicator.readiness();
+    expect(r).toMatchObject({ ready: false, state: 'store_unreachable', probing: [] });
+  });
+});

@@ -1,0 +1,114 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
+import { AdmissionGate } from '../admission/admission-gate';
+import { CapacityStore, type PoolSnapshot } from '../admission/capacity-store.interface';
+import { PoolRegistry } from '../admission/pool-registry';
+
+/** The most important reason first: `shutting_down` > `unhealthy` > `store_unreachable` > `probing`. */
+export type BalancerReadinessState =
+  'ready' | 'probing' | 'store_unreachable' | 'unhealthy' | 'shutting_down';
+
+export interface BalancerPoolReadiness {
+  /** `null` while the pool has no capacity yet (its probe has not published one). */
+  capacity: number | null;
+  source: string;
+  probe: string;
+}
+
+/** What `BalancerHealthIndicator` reports (the details of its Terminus result). */
+export interface BalancerReadiness {
+  ready: boolean;
+  state: BalancerReadinessState;
+  /** Every reason this process is not ready, e.g. `['unhealthy', 'probing']`; empty when ready. */
+  reasons: Exclude<BalancerReadinessState, 'ready'>[];
+  /** Admission gate of this process: open, or why it is closed. */
+  gate: 'open' | 'unhealthy' | 'shutting_down';
+  store: 'reachable' | 'unreachable';
+  /** Pools that have no capacity yet. */
+  probing: string[];
+  pools: Record<string, BalancerPoolReadiness>;
+}
+
+/** How long readiness waits for one pool's numbers from the store. */
+const SNAPSHOT_TIMEOUT_MS = 1000;
+
+/**
+ * Terminus indicator for readiness: up when every watched pool has a capacity (its probe is
+ * done), the store is reachable and the admission gate is open; down otherwise, with details
+ * that name what is not ready. Add it to your own health controller:
+ *
+ * ```ts
+ * @Get('ready') @HealthCheck()
+ * ready() { return this.health.check([() => this.balancer.isHealthy('balancer')]); }
+ * ```
+ */
+@Injectable()
+export class BalancerHealthIndicator {
+  constructor(
+    private readonly indicator: HealthIndicatorService,
+    @Inject(CapacityStore) private readonly store: CapacityStore,
+    private readonly registry: PoolRegistry,
+    private readonly gate: AdmissionGate,
+  ) {}
+
+  /** The Terminus result under `key` (default `balancer`). */
+  async isHealthy<const Key extends string = 'balancer'>(
+    key: Key = 'balancer' as Key,
+  ): Promise<HealthIndicatorResult<Key>> {
+    const session = this.indicator.check(key);
+    const readiness = await this.readiness();
+    const { ready: _ready, ...details } = readiness;
+    return readiness.ready ? session.up(details) : session.down(details);
+  }
+
+  /** Readiness of this process, without the Terminus wrapping. */
+  async readiness(): Promise<BalancerReadiness> {
+    // Read the gate first: shutdown must show at once, whatever the store says.
+    const gate = this.gate.closedReason ?? 'open';
+    let reachable = this.store.isReachable();
+    const pools: Record<string, BalancerPoolReadiness> = {};
+    const probing: string[] = [];
+    await Promise.all(
+      this.registry.all().map(async (pool) => {
+        const snapshot = reachable ? await this.snapshot(pool.key) : null;
+        // A store that cannot answer counts as unreachable, not as a pool still probing.
+        if (snapshot === null) reachable = false;
+        const capacity = snapshot?.capacity ?? null;
+        pools[pool.key] = {
+          capacity,
+          source: snapshot?.source ?? 'unknown',
+          probe: pool.probeStatus.state,
+        };
+        if (snapshot && capacity === null) probing.push(pool.key);
+      }),
+    );
+    probing.sort();
+    const reasons: BalancerReadiness['reasons'] = [];
+    if (gate !== 'open') reasons.push(gate);
+    if (!reachable) reasons.push('store_unreachable');
+    if (probing.length > 0) reasons.push('probing');
+    return {
+      ready: reasons.length === 0,
+      state: reasons[0] ?? 'ready',
+      reasons,
+      gate,
+      store: reachable ? 'reachable' : 'unreachable',
+      probing,
+      pools,
+    };
+  }
+
+  private async snapshot(pool: string): Promise<PoolSnapshot | null> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), SNAPSHOT_TIMEOUT_MS);
+    });
+    try {
+      return await Promise.race([this.store.snapshot(pool), timeout]);
+    } catch {
+      return null;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
