@@ -11,6 +11,7 @@ import { BalancerAuthGuard } from '../dashboard/basic-auth.guard';
 import {
   configureDashboard,
   DASHBOARD_CONTROLLERS,
+  DASHBOARD_EXPORTS,
   DASHBOARD_IMPORTS,
   DASHBOARD_PROVIDERS,
 } from '../dashboard/dashboard.parts';
@@ -79,6 +80,7 @@ import { RouteDiscovery } from './route-discovery';
     BalancerStatsService,
     PoolRegistry,
     ...HEALTH_EXPORTS,
+    ...DASHBOARD_EXPORTS,
   ],
 })
 export class BalancerModule extends BalancerConfigurableModule implements NestModule {

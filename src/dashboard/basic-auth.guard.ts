@@ -1,4 +1,10 @@
-import { CanActivate, ExecutionContext, Inject, Injectable, UnauthorizedException } from '@nestjs/common';
+import {
+  CanActivate,
+  ExecutionContext,
+  Inject,
+  Injectable,
+  UnauthorizedException,
+} from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import { BALANCER_OPTIONS } from '../balancer/balancer.constants';
 import type { ResolvedBalancerOptions } from '../balancer/resolve-options';

@@ -29,6 +29,9 @@ export function checkBasicAuth(header: unknown, creds: BasicCredentials): boolea
   const colon = decoded.indexOf(':');
   if (colon < 0) return false;
   const userOk = timingSafeEqual(digest(decoded.slice(0, colon)), digest(creds.username as string));
-  const passOk = timingSafeEqual(digest(decoded.slice(colon + 1)), digest(creds.password as string));
+  const passOk = timingSafeEqual(
+    digest(decoded.slice(colon + 1)),
+    digest(creds.password as string),
+  );
   return userOk && passOk;
 }

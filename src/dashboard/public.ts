@@ -1,2 +1,4 @@
 // Public names of the dashboard feature, re-exported by src/index.ts.
-export {};
+export { BalancerAuthGuard } from './basic-auth.guard';
+export { BalancerMetrics } from './balancer-metrics.service';
+export type { BalancerHistory, PoolHistory } from './stats-history.service';

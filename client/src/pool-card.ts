@@ -1,0 +1,370 @@
+import { HistoryChart, ProbeChart } from './charts';
+import { h, replace, setText } from './dom';
+import { fmtAgo, fmtInt, fmtMs, fmtNum, fmtPct, fmtSeconds } from './format';
+import { readProbeReport, type ProbeReport } from './probe-report';
+import type { EndpointStats, PoolHistory } from './types';
+
+const SOURCE_LABEL: Record<string, string> = {
+  probe: 'probed',
+  manual: 'manual',
+  default: 'default',
+  probing: 'probing…',
+  fallback: 'fallback',
+};
+
+const SOURCE_HINT: Record<string, string> = {
+  probe: 'Measured by the probe',
+  manual: 'Set in options or @Balanced({ capacity })',
+  default: 'Probing is off: defaultCapacity applies',
+  probing: 'The probe is measuring; requests wait in the queue until it finishes',
+  fallback: 'The shared store is unreachable: a local share of the cap applies',
+};
+
+/** green below 80 %, yellow from 80 %, red at 100 % (the cap is reached: new requests queue). */
+export function utilizationLevel(u: number): 'ok' | 'warn' | 'full' {
+  if (u >= 1) return 'full';
+  if (u >= 0.8) return 'warn';
+  return 'ok';
+}
+
+function metric(
+  label: string,
+  field: string,
+  hint?: string,
+): { el: HTMLElement; value: HTMLElement; sub: HTMLElement } {
+  const value = h('div', { class: 'metric-value', 'data-field': field }, '–');
+  const sub = h('div', { class: 'metric-sub' });
+  const el = h(
+    'div',
+    { class: 'metric', title: hint },
+    h('div', { class: 'metric-label' }, label),
+    value,
+    sub,
+  );
+  return { el, value, sub };
+}
+
+function counter(
+  label: string,
+  field: string,
+  tone: string,
+  hint: string,
+): { el: HTMLElement; value: HTMLElement } {
+  const value = h('span', { class: 'counter-value', 'data-field': field }, '–');
+  const el = h(
+    'div',
+    { class: `counter ${tone}`, title: hint },
+    h('span', { class: 'counter-label' }, label),
+    value,
+  );
+  return { el, value };
+}
+
+/** One pool: numbers, utilization, counters, the live chart and the probe report. */
+export class PoolCard {
+  readonly el: HTMLElement;
+  private readonly health: HTMLElement;
+  private readonly routes: HTMLElement;
+  private readonly capacity = metric('Capacity', 'capacity');
+  private readonly active = metric('Active', 'active', 'Requests holding a slot now');
+  private readonly available = metric('Available', 'available', 'Free slots');
+  private readonly queued = metric('Queued', 'queued', 'Requests waiting for a slot (FIFO)');
+  private readonly barFill: HTMLElement;
+  private readonly barLabel: HTMLElement;
+  private readonly bar: HTMLElement;
+  private readonly admitted = counter(
+    'Admitted',
+    'admitted',
+    'tone-ok',
+    'Requests that got a slot',
+  );
+  private readonly rejected = counter(
+    '503 rejected',
+    'rejected',
+    'tone-warn',
+    'Queue full, unhealthy or shutting down',
+  );
+  private readonly timedOut = counter(
+    '504 timed out',
+    'timed_out',
+    'tone-bad',
+    'Waited longer than the queue timeout',
+  );
+  private readonly limits: HTMLElement;
+  private readonly chart: HistoryChart;
+  private readonly chartEmpty: HTMLElement;
+  private readonly probeSummary: HTMLElement;
+  private readonly probeBody: HTMLElement;
+  private readonly probeChartHost: HTMLElement;
+  private probeChart: ProbeChart | null = null;
+  private probeKey = '';
+
+  constructor(readonly pool: string) {
+    this.health = h('span', { class: 'pill' });
+    this.routes = h('div', { class: 'card-routes' });
+    this.barFill = h('div', { class: 'bar-fill' });
+    this.barLabel = h('span', { class: 'bar-label', 'data-field': 'utilization' }, '–');
+    this.bar = h(
+      'div',
+      { class: 'util' },
+      h(
+        'div',
+        { class: 'util-head' },
+        h('span', { class: 'metric-label' }, 'Utilization'),
+        this.barLabel,
+      ),
+      h(
+        'div',
+        { class: 'bar', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100' },
+        this.barFill,
+      ),
+    );
+    this.limits = h('div', { class: 'limits' });
+    const chartHost = h('div', { class: 'chart-host', 'data-chart': 'history' });
+    this.chartEmpty = h('div', { class: 'chart-empty' }, 'Collecting samples…');
+    this.chart = new HistoryChart(chartHost);
+    this.probeSummary = h('span', { class: 'probe-summary' });
+    this.probeChartHost = h('div', { class: 'chart-host', 'data-chart': 'probe' });
+    this.probeBody = h('div', { class: 'probe-body' });
+    const probe = h(
+      'details',
+      { class: 'probe', 'data-section': 'probe' },
+      h('summary', null, h('span', { class: 'section-title' }, 'Probe report'), this.probeSummary),
+      this.probeBody,
+    );
+    // Opened by default once a report exists, unless the operator folded it.
+    probe.querySelector('summary')?.addEventListener('click', () => (probe.dataset.touched = '1'));
+    probe.addEventListener('toggle', () => {
+      if (probe.open) this.probeChart?.rebuild();
+    });
+
+    this.el = h(
+      'article',
+      { class: 'card', 'data-pool': pool },
+      h(
+        'header',
+        { class: 'card-head' },
+        h(
+          'div',
+          { class: 'card-title' },
+          h('h2', { class: 'pool-name', title: pool }, pool),
+          this.routes,
+        ),
+        this.health,
+      ),
+      h(
+        'div',
+        { class: 'metrics' },
+        this.capacity.el,
+        this.active.el,
+        this.available.el,
+        this.queued.el,
+      ),
+      this.bar,
+      h('div', { class: 'counters' }, this.admitted.el, this.rejected.el, this.timedOut.el),
+      this.limits,
+      h(
+        'section',
+        { class: 'history' },
+        h(
+          'div',
+          { class: 'section-head' },
+          h('span', { class: 'section-title' }, 'Active and queued'),
+        ),
+        h('div', { class: 'chart-wrap' }, chartHost, this.chartEmpty),
+      ),
+      probe,
+    );
+  }
+
+  update(e: EndpointStats, history: PoolHistory | undefined, now: number, rangeS: number): void {
+    setText(this.routes, e.routes.join(' · ') || 'no routes');
+    this.health.className = `pill ${e.healthy ? 'pill-ok' : 'pill-bad'}`;
+    setText(this.health, e.healthy ? 'Healthy' : 'Unhealthy');
+    this.health.setAttribute('data-field', 'health');
+
+    setText(this.capacity.value, e.capacity === null ? '…' : fmtInt(e.capacity));
+    const source = e.capacity_source;
+    this.capacity.sub.className = `metric-sub source source-${source}`;
+    setText(this.capacity.sub, SOURCE_LABEL[source] ?? source);
+    this.capacity.el.title = SOURCE_HINT[source] ?? '';
+    this.capacity.sub.setAttribute('data-field', 'source');
+
+    setText(this.active.value, fmtInt(e.active_requests));
+    setText(this.available.value, fmtInt(e.available_slots));
+    setText(this.queued.value, fmtInt(e.queued));
+    setText(this.queued.sub, e.max_queue ? `of ${fmtInt(e.max_queue)} max` : 'no queue');
+    setText(this.active.sub, e.capacity ? `of ${fmtInt(e.capacity)}` : '');
+    setText(this.available.sub, '');
+
+    const u = e.capacity ? e.active_requests / e.capacity : 0;
+    const level = e.capacity === null ? 'unknown' : utilizationLevel(u);
+    this.bar.className = `util util-${level}`;
+    this.barFill.style.width = `${Math.min(100, Math.max(0, u * 100)).toFixed(1)}%`;
+    setText(this.barLabel, e.capacity === null ? 'capacity unknown' : fmtPct(u));
+    this.bar.querySelector('.bar')?.setAttribute('aria-valuenow', String(Math.round(u * 100)));
+
+    setText(this.admitted.value, fmtInt(e.admitted));
+    setText(this.rejected.value, fmtInt(e.rejected));
+    setText(this.timedOut.value, fmtInt(e.timed_out));
+    this.rejected.el.classList.toggle('nonzero', e.rejected > 0);
+    this.timedOut.el.classList.toggle('nonzero', e.timed_out > 0);
+    setText(
+      this.limits,
+      `queue timeout ${fmtSeconds(e.queue_timeout)} · max queue ${fmtInt(e.max_queue)}`,
+    );
+
+    const samples = history?.t.length ?? 0;
+    this.chartEmpty.hidden = samples > 1;
+    this.chart.update(history, now, rangeS);
+
+    this.updateProbe(e);
+  }
+
+  /** Re-draw charts (theme change). */
+  redraw(): void {
+    this.chart.rebuild();
+    this.probeChart?.rebuild();
+  }
+
+  destroy(): void {
+    this.chart.destroy();
+    this.probeChart?.destroy();
+    this.el.remove();
+  }
+
+  private updateProbe(e: EndpointStats): void {
+    const p = e.probe;
+    const report = readProbeReport(p.report);
+    const chosen = p.max_concurrency ?? report?.maxConcurrency ?? null;
+    const state = p.state;
+    const summary =
+      p.measured_at !== null
+        ? `${chosen !== null ? `capacity ${chosen}` : 'measured'} · ${fmtAgo(p.measured_at)}${
+            p.duration_ms !== null ? ` · took ${fmtMs(p.duration_ms)}` : ''
+          }`
+        : probeStateText(state, p.error);
+    setText(this.probeSummary, summary);
+    this.probeSummary.className = `probe-summary probe-${state}`;
+
+    const key = JSON.stringify([p.report, chosen, state, p.error]);
+    if (key === this.probeKey) return;
+    this.probeKey = key;
+    const details = this.el.querySelector('details.probe') as HTMLDetailsElement;
+    if (!report) {
+      this.probeChart?.destroy();
+      this.probeChart = null;
+      replace(this.probeBody, h('div', { class: 'probe-empty' }, probeEmptyText(state, p.error)));
+      return;
+    }
+    if (!this.probeChart) this.probeChart = new ProbeChart(this.probeChartHost);
+    replace(
+      this.probeBody,
+      h('div', { class: 'probe-reason' }, probeReasonText(report, chosen)),
+      ...report.warnings.map((w) => h('div', { class: 'probe-warning' }, `⚠ ${w}`)),
+      h(
+        'div',
+        { class: 'probe-grid' },
+        h('div', { class: 'chart-wrap' }, this.probeChartHost),
+        levelTable(report, chosen),
+      ),
+    );
+    if (!details.dataset.touched) details.open = true;
+    this.probeChart.update(report, chosen);
+  }
+}
+
+const STOP_REASON: Record<string, string> = {
+  limit: 'a level broke the error or latency budget; the largest passing level was kept',
+  knee: 'throughput stopped growing (the knee)',
+  max_concurrency: 'every level up to probe.maxConcurrency passed',
+  budget: 'the request budget (probe.maxRequests) ran out',
+};
+
+function probeReasonText(r: ProbeReport, chosen: number | null): string {
+  const parts: string[] = [];
+  if (chosen !== null) parts.push(`Capacity ${chosen}`);
+  if (r.stopReason) parts.push(`stopped: ${STOP_REASON[r.stopReason] ?? r.stopReason}`);
+  if (r.latencyThresholdMs !== null || r.errorThreshold !== null) {
+    const budget = [
+      r.latencyThresholdMs !== null ? `p99 ≤ ${fmtMs(r.latencyThresholdMs)}` : null,
+      r.errorThreshold !== null ? `errors ≤ ${fmtNum(r.errorThreshold * 100)}%` : null,
+    ].filter(Boolean);
+    parts.push(`budget ${budget.join(', ')}`);
+  }
+  return parts.join(' · ');
+}
+
+function probeStateText(state: string, error: string | null): string {
+  switch (state) {
+    case 'running':
+      return 'probing now…';
+    case 'waiting':
+      return 'waiting for another worker’s probe';
+    case 'pending':
+      return 'starts once the server listens';
+    case 'failed':
+      return `failed${error ? `: ${error}` : ''}`;
+    case 'skipped':
+      return `skipped${error ? ` (${error})` : ''}`;
+    default:
+      return state;
+  }
+}
+
+function probeEmptyText(state: string, error: string | null): string {
+  if (state === 'running' || state === 'pending' || state === 'waiting') {
+    return 'The probe is measuring this endpoint; the level table appears when it finishes.';
+  }
+  if (state === 'failed')
+    return `The probe failed${error ? `: ${error}` : ''}. The pool keeps its fallback capacity.`;
+  if (state === 'skipped')
+    return `Not probed${error ? ` (${error})` : ''}: no level table to show.`;
+  return 'No probe report for this endpoint.';
+}
+
+function levelTable(r: ProbeReport, chosen: number | null): HTMLElement {
+  const rows = r.levels.map((l) => {
+    const verdict =
+      l.passed === null
+        ? h('span', { class: 'muted' }, '–')
+        : l.passed
+          ? h('span', { class: 'ok' }, '✓ pass')
+          : h('span', { class: 'bad' }, `✗ ${l.failure ?? 'fail'}`);
+    return h(
+      'tr',
+      { class: l.concurrency === chosen ? 'chosen' : undefined },
+      h('td', { class: 'num' }, fmtInt(l.concurrency)),
+      h('td', { class: 'num' }, fmtInt(l.requests)),
+      h('td', { class: 'num' }, l.errorRate === null ? '–' : `${fmtNum(l.errorRate * 100)}%`),
+      h('td', { class: 'num' }, fmtMs(l.p50Ms)),
+      h('td', { class: 'num' }, fmtMs(l.p99Ms)),
+      h('td', { class: 'num' }, l.throughput === null ? '–' : `${fmtNum(l.throughput)}/s`),
+      h('td', null, verdict),
+    );
+  });
+  return h(
+    'div',
+    { class: 'table-wrap' },
+    h(
+      'table',
+      { class: 'levels', 'data-table': 'probe-levels' },
+      h(
+        'thead',
+        null,
+        h(
+          'tr',
+          null,
+          h('th', { class: 'num' }, 'Concurrency'),
+          h('th', { class: 'num' }, 'Requests'),
+          h('th', { class: 'num' }, 'Errors'),
+          h('th', { class: 'num' }, 'p50'),
+          h('th', { class: 'num' }, 'p99'),
+          h('th', { class: 'num' }, 'Throughput'),
+          h('th', null, 'Budget'),
+        ),
+      ),
+      h('tbody', null, ...rows),
+    ),
+  );
+}

@@ -1,0 +1,57 @@
+/** `/balancer/stats` as served by the module (snake_case, as the seed's JSON). */
+export interface ProbeInfo {
+  state: string;
+  error: string | null;
+  measured_at: string | null;
+  duration_ms: number | null;
+  max_concurrency: number | null;
+  report: unknown;
+}
+
+export interface EndpointStats {
+  capacity: number | null;
+  active_requests: number;
+  available_slots: number;
+  queued: number;
+  healthy: boolean;
+  capacity_source: string;
+  utilization: number;
+  admitted: number;
+  rejected: number;
+  timed_out: number;
+  routes: string[];
+  queue_timeout: number;
+  max_queue: number;
+  probe: ProbeInfo;
+}
+
+export interface BalancerStats {
+  endpoints: Record<string, EndpointStats>;
+  healthy: boolean;
+  shutting_down: boolean;
+  store: { type: string; reachable: boolean };
+  worker: { pid: number; hostname: string };
+  generated_at: string;
+}
+
+/** `/balancer/history`: columns per pool, one sample a second. */
+export interface PoolHistory {
+  t: number[];
+  active: number[];
+  queued: number[];
+  capacity: Array<number | null>;
+}
+
+export interface BalancerHistory {
+  interval_s: number;
+  seconds: number;
+  pools: Record<string, PoolHistory>;
+}
+
+/** Injected by the server into index.html (`<script id="balancer-config">`). */
+export interface ClientConfig {
+  statsUrl: string;
+  historyUrl: string;
+  pollMs: number;
+  historySeconds: number;
+}

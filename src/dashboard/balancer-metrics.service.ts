@@ -1,0 +1,226 @@
+import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { AdmissionEvents, type AdmissionEvent } from '../admission/admission-events';
+import { BALANCER_OPTIONS } from '../balancer/balancer.constants';
+import { BalancerStatsService, type BalancerStats } from '../balancer/balancer-stats.service';
+import type { ResolvedBalancerOptions } from '../balancer/resolve-options';
+import { loadPromClient, type PromClient } from './prom-client.loader';
+
+/** Queue waits run from instant to the queue timeout (30 s by default, minutes at most). */
+const WAIT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+/** Scrapes arriving together share one stats snapshot. */
+const SNAPSHOT_REUSE_MS = 250;
+
+type Labels = Record<string, string>;
+type Row = [Labels, number];
+
+/**
+ * The balancer's Prometheus metrics, in a registry of their own (never prom-client's global
+ * default registry, which belongs to the application). Gauges and counters are read from
+ * `/balancer/stats` at scrape time, so in Redis mode they are the global numbers; the queue-wait
+ * histogram and the decision counter are fed by this process's admission events.
+ *
+ * Merge into an existing registry with `Registry.merge([appRegistry, balancerMetrics.registry])`.
+ */
+@Injectable()
+export class BalancerMetrics implements OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger('BalancerMetrics');
+  /** `null` when `metrics` is false or prom-client is not installed. */
+  readonly registry: Registry | null = null;
+  private decisions?: Counter<'pool' | 'outcome'>;
+  private waits?: Histogram<'pool' | 'outcome'>;
+  private unsubscribe?: () => void;
+  private cached?: { at: number; value: Promise<BalancerStats | null> };
+
+  constructor(
+    @Inject(BALANCER_OPTIONS) private readonly options: ResolvedBalancerOptions,
+    private readonly stats: BalancerStatsService,
+    private readonly events: AdmissionEvents,
+  ) {
+    const client = options.metrics ? loadPromClient() : null;
+    if (client) this.registry = this.build(client);
+  }
+
+  onModuleInit(): void {
+    if (!this.options.metrics) return;
+    if (!this.registry) {
+      if (this.options.logger) {
+        this.logger.log('prom-client is not installed: /balancer/metrics is not mounted');
+      }
+      return;
+    }
+    this.unsubscribe = this.events.subscribe((e) => this.record(e));
+  }
+
+  onModuleDestroy(): void {
+    this.unsubscribe?.();
+  }
+
+  /** The exposition text and its content type, or `null` when metrics are off. */
+  async render(): Promise<{ text: string; contentType: string } | null> {
+    if (!this.registry) return null;
+    this.cached = undefined; // every scrape sees fresh numbers
+    return { text: await this.registry.metrics(), contentType: this.registry.contentType };
+  }
+
+  private record(e: AdmissionEvent): void {
+    this.decisions?.inc({ pool: e.pool, outcome: e.outcome });
+    this.waits?.observe({ pool: e.pool, outcome: e.outcome }, e.waitedMs / 1000);
+  }
+
+  private snapshot(): Promise<BalancerStats | null> {
+    const now = Date.now();
+    if (!this.cached || now - this.cached.at > SNAPSHOT_REUSE_MS) {
+      // A store outage leaves the pool series empty for that scrape instead of failing it.
+      this.cached = { at: now, value: this.stats.snapshot().catch(() => null) };
+    }
+    return this.cached.value;
+  }
+
+  private build(client: PromClient): Registry {
+    const registry = new client.Registry();
+    const registers = [registry];
+
+    const perPool = (pick: (e: BalancerStats['endpoints'][string]) => number | null) => {
+      return (s: BalancerStats): Row[] =>
+        Object.entries(s.endpoints).flatMap(([pool, e]): Row[] => {
+          const v = pick(e);
+          return v === null ? [] : [[{ pool }, v]];
+        });
+    };
+    const gauge = (
+      name: string,
+      help: string,
+      labelNames: string[],
+      rows: (s: BalancerStats) => Row[],
+    ) => {
+      const g: Gauge<string> = new client.Gauge({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect: async () => {
+          const s = await this.snapshot();
+          g.reset();
+          if (s) for (const [labels, v] of rows(s)) g.set(labels, v);
+        },
+      });
+    };
+    const counter = (name: string, help: string, rows: (s: BalancerStats) => Row[]) => {
+      const c: Counter<string> = new client.Counter({
+        name,
+        help,
+        labelNames: ['pool'],
+        registers,
+        // The store owns the count (shared in Redis mode): mirror it at scrape time.
+        collect: async () => {
+          const s = await this.snapshot();
+          c.reset();
+          if (s) for (const [labels, v] of rows(s)) c.inc(labels, v);
+        },
+      });
+    };
+
+    gauge(
+      'balancer_capacity',
+      'Concurrency cap of the pool (absent while unknown).',
+      ['pool'],
+      perPool((e) => e.capacity),
+    );
+    gauge(
+      'balancer_active_requests',
+      'Requests holding a slot of the pool.',
+      ['pool'],
+      perPool((e) => e.active_requests),
+    );
+    gauge(
+      'balancer_available_slots',
+      'Free slots of the pool.',
+      ['pool'],
+      perPool((e) => e.available_slots),
+    );
+    gauge(
+      'balancer_queued_requests',
+      'Requests waiting for a slot of the pool.',
+      ['pool'],
+      perPool((e) => e.queued),
+    );
+    gauge(
+      'balancer_utilization_ratio',
+      'Active requests / capacity.',
+      ['pool'],
+      perPool((e) => e.utilization),
+    );
+    gauge(
+      'balancer_capacity_source',
+      'Where the capacity comes from (1 for the current source).',
+      ['pool', 'source'],
+      (s) =>
+        Object.entries(s.endpoints).map(([pool, e]): Row => [
+          { pool, source: e.capacity_source },
+          1,
+        ]),
+    );
+    gauge(
+      'balancer_probe_max_concurrency',
+      'Concurrency the last probe measured for the pool.',
+      ['pool'],
+      perPool((e) => e.probe.max_concurrency),
+    );
+    gauge(
+      'balancer_probe_duration_seconds',
+      'How long the last probe of the pool took.',
+      ['pool'],
+      perPool((e) => (e.probe.duration_ms === null ? null : e.probe.duration_ms / 1000)),
+    );
+    gauge(
+      'balancer_probe_measured_timestamp_seconds',
+      'When the last probe of the pool finished (Unix time).',
+      ['pool'],
+      perPool((e) => (e.probe.measured_at ? Date.parse(e.probe.measured_at) / 1000 : null)),
+    );
+    gauge(
+      'balancer_healthy',
+      '1 while the health check passes (watched routes admit).',
+      [],
+      (s) => [[{}, s.healthy ? 1 : 0]],
+    );
+    gauge('balancer_shutting_down', '1 once the application is shutting down.', [], (s) => [
+      [{}, s.shutting_down ? 1 : 0],
+    ]);
+    gauge('balancer_store_reachable', '1 while the capacity store (Redis) answers.', [], (s) => [
+      [{}, s.store.reachable ? 1 : 0],
+    ]);
+    counter(
+      'balancer_admitted_total',
+      'Requests admitted to the pool.',
+      perPool((e) => e.admitted),
+    );
+    counter(
+      'balancer_rejected_total',
+      'Requests answered 503 (queue full, unhealthy, shutting down).',
+      perPool((e) => e.rejected),
+    );
+    counter(
+      'balancer_timed_out_total',
+      'Requests answered 504 (queue wait expired).',
+      perPool((e) => e.timed_out),
+    );
+
+    this.decisions = new client.Counter({
+      name: 'balancer_admission_decisions_total',
+      help: 'Admission decisions of this process by outcome (admitted, queue_full, timeout, aborted, unhealthy, shutting_down).',
+      labelNames: ['pool', 'outcome'],
+      registers,
+    });
+    this.waits = new client.Histogram({
+      name: 'balancer_queue_wait_seconds',
+      help: 'Time requests of this process waited for a slot, by outcome.',
+      labelNames: ['pool', 'outcome'],
+      buckets: WAIT_BUCKETS,
+      registers,
+    });
+    return registry;
+  }
+}
