@@ -1,4 +1,6 @@
 import type { Provider } from '@nestjs/common';
+import { ProbeRunner } from './probe-runner.service';
+import { ProbeService } from './probe.service';
 
 /** Providers of the probe feature, registered by BalancerModule. */
-export const PROBE_PROVIDERS: Provider[] = [];
+export const PROBE_PROVIDERS: Provider[] = [ProbeService, ProbeRunner];

@@ -1,0 +1,198 @@
+import { Injectable } from '@nestjs/common';
+import { performance } from 'node:perf_hooks';
+import { DEFAULTS } from '../balancer/resolve-options';
+import { searchCapacity, type LevelVerdict } from './capacity-search';
+import {
+  createPool,
+  prepareRequest,
+  RequestBudget,
+  runLevel,
+  shoot,
+  type PreparedRequest,
+} from './load-generator';
+import {
+  ProbeAbortedError,
+  ProbeBudgetError,
+  ProbeLevelOneError,
+  ProbeRejectedError,
+  ProbeUnreachableError,
+} from './probe.errors';
+import type {
+  LevelStats,
+  ProbeResult,
+  ProbeRunOptions,
+  ProbeSettings,
+  ProbeTarget,
+} from './probe.types';
+
+/** Client errors that say the request itself is wrong: more load cannot fix them. */
+const REQUEST_ERRORS = new Set([400, 401, 403, 404, 405, 406, 410, 411, 413, 414, 415, 422]);
+
+/** Probe settings with the documented defaults (the same as the module's). */
+export function defaultProbeSettings(overrides: Partial<ProbeSettings> = {}): ProbeSettings {
+  const latencyThresholdMs = overrides.latencyThresholdMs ?? DEFAULTS.latencyThresholdMs;
+  const defined = Object.fromEntries(
+    Object.entries(overrides).filter(([, v]) => v !== undefined),
+  ) as Partial<ProbeSettings>;
+  return {
+    errorThreshold: DEFAULTS.errorThreshold,
+    warmupMs: DEFAULTS.warmupMs,
+    levelDurationMs: DEFAULTS.levelDurationMs,
+    minSamples: DEFAULTS.minSamples,
+    maxConcurrency: DEFAULTS.maxConcurrency,
+    maxRequests: DEFAULTS.maxRequests,
+    requestTimeoutMs: latencyThresholdMs * 5,
+    stopAtKnee: DEFAULTS.stopAtKnee,
+    kneeMinGain: DEFAULTS.kneeMinGain,
+    ...defined,
+    latencyThresholdMs,
+  };
+}
+
+/**
+ * Measures the safe concurrency of one HTTP endpoint over real HTTP (undici).
+ *
+ * Steps up 1, 2, 4, … holding each level under sustained load after a warm-up, binary-searches
+ * every gap between the last passing and the first failing level, and optionally stops at the
+ * throughput knee. See `searchCapacity()` for the rules and `ProbeResult` for the report.
+ *
+ * Usable without Nest: `await new ProbeService().probe({ url, method, body }, { latencyThresholdMs })`.
+ */
+@Injectable()
+export class ProbeService {
+  /**
+   * Probe one endpoint. Rejects with a `ProbeError` subclass when no capacity can be given
+   * (target down, request rejected with 4xx, level 1 failing, budget exhausted, aborted).
+   * Extra headers (e.g. the probe secret) go in `target.headers`.
+   */
+  async probe(target: ProbeTarget, options: ProbeRunOptions = {}): Promise<ProbeResult> {
+    const { onLevel, signal: outer, ...overrides } = options;
+    const s = defaultProbeSettings(overrides);
+    const req = prepareRequest(target);
+    const label = `${req.method} ${target.url}`;
+    const signal = outer ?? new AbortController().signal;
+    const budget = new RequestBudget(s.maxRequests);
+    const levels: LevelStats[] = [];
+    const warnings: string[] = [];
+    const startedAt = new Date();
+    const t = performance.now();
+
+    await this.preflight(req, label, s, budget, signal);
+
+    let levelOneError: string | undefined;
+    const measure = async (c: number, phase: LevelStats['phase']): Promise<LevelVerdict | null> => {
+      if (signal.aborted) throw new ProbeAbortedError(label, levels);
+      if (budget.used >= budget.limit) return null;
+      const run = await runLevel(req, c, phase, s, budget, signal);
+      if (signal.aborted) throw new ProbeAbortedError(label, levels);
+      if (run.budgetOut) return null;
+      const l = run.stats;
+      levels.push(l);
+      onLevel?.(l);
+      if (l.pass && !l.littleOk) {
+        warnings.push(
+          `level ${c}: the server saw ~${l.littleConcurrency} requests in flight (Little's law); ` +
+            `the load generator may not have reached its level`,
+        );
+      }
+      if (l.pass && l.requests < s.minSamples) {
+        warnings.push(
+          `level ${c}: only ${l.requests} responses measured (minSamples ${s.minSamples})`,
+        );
+      }
+      if (c === 1) levelOneError = run.firstError;
+      return {
+        concurrency: c,
+        pass: l.pass,
+        marginal: l.failure === 'latency' && l.p50Ms <= s.latencyThresholdMs,
+        throughputRps: l.throughputRps,
+        meanMs: l.meanMs,
+      };
+    };
+
+    const outcome = await searchCapacity(measure, s);
+    if (outcome.levelOneFailed)
+      this.failLevelOne(label, levels[levels.length - 1], levelOneError, s);
+    if (outcome.capacity === null) throw new ProbeBudgetError(label, s.maxRequests, levels);
+    if (outcome.stopReason === 'budget') {
+      warnings.push(
+        `the request budget (${s.maxRequests}) ran out; the capacity is the largest level that passed`,
+      );
+    }
+
+    const finishedAt = new Date();
+    return {
+      maxConcurrency: outcome.capacity,
+      stopReason: outcome.stopReason,
+      target: label,
+      levels,
+      knee: outcome.knee,
+      thresholds: { errorThreshold: s.errorThreshold, latencyThresholdMs: s.latencyThresholdMs },
+      requests: budget.used,
+      startedAt: startedAt.toISOString(),
+      finishedAt: finishedAt.toISOString(),
+      durationMs: Math.round(performance.now() - t),
+      warnings,
+    };
+  }
+
+  /**
+   * One request before any load: a target that is down or a request the endpoint rejects
+   * (404, 405, 422 …) fails here, clearly, without sending a level's worth of requests.
+   */
+  private async preflight(
+    req: PreparedRequest,
+    label: string,
+    s: ProbeSettings,
+    budget: RequestBudget,
+    signal: AbortSignal,
+  ): Promise<void> {
+    if (signal.aborted) throw new ProbeAbortedError(label);
+    budget.take();
+    const pool = createPool(req, 1);
+    const inFlight = new Set<AbortController>();
+    const onAbort = (): void => inFlight.forEach((ac) => ac.abort());
+    signal.addEventListener('abort', onAbort);
+    try {
+      const shot = await shoot(pool, req, s.requestTimeoutMs, inFlight);
+      if (signal.aborted) throw new ProbeAbortedError(label);
+      if (shot.error) throw new ProbeUnreachableError(label, shot.error);
+      if (REQUEST_ERRORS.has(shot.status)) throw new ProbeRejectedError(label, shot.status);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      await pool.destroy().catch(() => undefined);
+    }
+  }
+
+  private failLevelOne(
+    label: string,
+    l: LevelStats,
+    firstError: string | undefined,
+    s: ProbeSettings,
+  ): never {
+    const codes = Object.keys(l.statuses).filter((k) => REQUEST_ERRORS.has(Number(k)));
+    if (
+      l.requests > 0 &&
+      codes.length > 0 &&
+      codes.reduce((n, k) => n + l.statuses[k], 0) === l.requests
+    ) {
+      throw new ProbeRejectedError(label, Number(codes[0]), [l]);
+    }
+    if (l.requests > 0 && (l.statuses.error ?? 0) === l.requests) {
+      throw new ProbeUnreachableError(label, firstError ?? 'every request failed to connect');
+    }
+    const detail =
+      l.failure === 'latency'
+        ? `p99 ${l.p99Ms} ms > latency_threshold_ms ${s.latencyThresholdMs} (p50 ${l.p50Ms} ms); ` +
+          `raise latency_threshold_ms if this endpoint is simply slow`
+        : `error rate ${(l.errorRate * 100).toFixed(1)} % > error_threshold ${(s.errorThreshold * 100).toFixed(1)} % ` +
+          `(${describeStatuses(l.statuses)})`;
+    throw new ProbeLevelOneError(label, l, detail);
+  }
+}
+
+function describeStatuses(statuses: Record<string, number>): string {
+  return Object.entries(statuses)
+    .map(([k, n]) => `${n} x ${k}`)
+    .join(', ');
+}

@@ -1,0 +1,117 @@
+/** What the probe sends: one request shape, repeated at rising concurrency. */
+export interface ProbeTarget {
+  /** Absolute URL of the endpoint, e.g. `http://127.0.0.1:3000/predict`. */
+  url: string;
+  /** @default 'GET' */
+  method?: string;
+  headers?: Record<string, string>;
+  /** Objects are sent as JSON (with `content-type: application/json` unless set). */
+  body?: unknown;
+  /** Connect through this Unix socket instead of TCP (the host of `url` is then only a label). */
+  socketPath?: string;
+  /** Accept self-signed certificates (used for the app's own HTTPS server over loopback). */
+  insecureTls?: boolean;
+}
+
+/** How one probe decides and how long it may take. Every field has a default (see PARAMS). */
+export interface ProbeSettings {
+  /** A level fails when its error rate exceeds this fraction. @default 0.05 */
+  errorThreshold: number;
+  /** A level fails when its p99 latency exceeds this many milliseconds. @default 2000 */
+  latencyThresholdMs: number;
+  /** Unmeasured load at the start of each level, ms. */
+  warmupMs: number;
+  /** Measured window of each level, ms. */
+  levelDurationMs: number;
+  /** Fewest measured responses per level. */
+  minSamples: number;
+  /** Highest concurrency tried. */
+  maxConcurrency: number;
+  /** Most requests the whole probe may send (warm-up and repeats included). */
+  maxRequests: number;
+  /** A request still running after this many ms is aborted and counted as an error. */
+  requestTimeoutMs: number;
+  /** Stop stepping up when doubling concurrency no longer raises throughput. */
+  stopAtKnee: boolean;
+  /** Relative throughput gain per doubling below which the knee is reached. */
+  kneeMinGain: number;
+}
+
+/** Why a level did not pass. */
+export type LevelFailure = 'errors' | 'latency';
+
+/** Which part of the search a level belongs to. */
+export type LevelPhase = 'step' | 'search' | 'repeat';
+
+/** Measurements of one concurrency level. Latencies in ms, throughput in responses/s. */
+export interface LevelStats {
+  concurrency: number;
+  phase: LevelPhase;
+  /** Measured responses (started after the warm-up). */
+  requests: number;
+  /** Responses during the warm-up (not measured). */
+  warmupRequests: number;
+  /** Status >= 400, connection errors and timeouts among the measured responses. */
+  errors: number;
+  /** Of which timeouts (counted at `requestTimeoutMs`). */
+  timeouts: number;
+  errorRate: number;
+  /** Measured responses by status; `error` for connection errors, `timeout` for timeouts. */
+  statuses: Record<string, number>;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  meanMs: number;
+  throughputRps: number;
+  /**
+   * Little's law: throughput x mean latency, the concurrency the server actually saw.
+   * Far below `concurrency` means the load generator did not reach its level.
+   */
+  littleConcurrency: number;
+  /** False when `littleConcurrency` is below 80 % of `concurrency`. */
+  littleOk: boolean;
+  /** Measured window, ms (warm-up excluded). */
+  windowMs: number;
+  pass: boolean;
+  failure?: LevelFailure;
+  /** The level stopped before its window ended because most responses failed. */
+  early: boolean;
+}
+
+/**
+ * Why the step-up stopped:
+ * - `limit`: a level broke the error or latency limit; binary search found the largest passing level.
+ * - `knee`: throughput stopped growing; capacity = peak throughput x lowest latency (the knee).
+ * - `max_concurrency`: every level up to `probe.maxConcurrency` passed.
+ * - `budget`: `probe.maxRequests` ran out; the capacity is the largest level known to pass.
+ */
+export type StopReason = 'limit' | 'knee' | 'max_concurrency' | 'budget';
+
+/** The outcome of one probe. Also stored (as `report`) with the capacity. */
+export interface ProbeResult {
+  /** The safe concurrency: what the balancer should admit at once. */
+  maxConcurrency: number;
+  stopReason: StopReason;
+  /** `METHOD url` of the probed endpoint. */
+  target: string;
+  /** Every level measured, in order (repeats included). */
+  levels: LevelStats[];
+  /** Knee details when `stopReason` is `knee`. */
+  knee?: { peakThroughputRps: number; baseLatencyMs: number; estimate: number };
+  thresholds: { errorThreshold: number; latencyThresholdMs: number };
+  /** Requests sent, warm-up and repeats included. */
+  requests: number;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  /** Things worth a look (load generator short of its level, few samples …). */
+  warnings: string[];
+}
+
+/** Per-call extras for `ProbeService.probe()`. */
+export interface ProbeRunOptions extends Partial<ProbeSettings> {
+  /** Called after each level, e.g. for a progress line. */
+  onLevel?: (level: LevelStats) => void;
+  /** Aborts the probe (in-flight requests included); the probe rejects with `ProbeAbortedError`. */
+  signal?: AbortSignal;
+}

@@ -1,0 +1,141 @@
+import { createServer } from 'node:net';
+import {
+  ProbeBudgetError,
+  ProbeRejectedError,
+  ProbeService,
+  ProbeUnreachableError,
+  type ProbeRunOptions,
+} from '../../src';
+import { PREDICT_BODY, startModelApp, type ModelApp } from '../fixtures/model-app';
+import { PLATFORMS } from '../harness/platforms';
+
+/**
+ * Accuracy against synthetic model servers with a known true capacity K and service time S.
+ * Thresholds keep a wide margin for a noisy shared machine: on the knee shape a request takes
+ * S (plus a few ms of HTTP) at or below K and at least 10 S above K; the latency limit sits at
+ * 5 S, so a stall of up to ~4 S on this box does not move the result, and an over-K request can
+ * never pass. The pure queue has no errors and no limit in reach: the throughput knee decides.
+ */
+const S = 40;
+const KNEE = { serviceTimeMs: S, shape: 'knee' as const, slowdown: 10 };
+const LIMIT_MS = 5 * S;
+const QUEUE_S = 50;
+const FAST: ProbeRunOptions = { warmupMs: 150, levelDurationMs: 500, minSamples: 20 };
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as { port: number };
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+describe.each(PLATFORMS)('ProbeService on %s', (platform) => {
+  const probe = new ProbeService();
+  let app: ModelApp | undefined;
+  afterEach(async () => {
+    await app?.close();
+    app = undefined;
+  });
+
+  it.each([1, 3, 12])('finds exactly K = %i on the sharp knee', async (k) => {
+    app = await startModelApp(platform, { capacity: k, ...KNEE });
+    const result = await probe.probe(
+      { url: `${app.url}/predict`, method: 'POST', body: PREDICT_BODY },
+      { ...FAST, latencyThresholdMs: LIMIT_MS },
+    );
+    expect(result.maxConcurrency).toBe(k);
+    expect(result.stopReason).toBe('limit');
+    // The table holds K (passing) and K + 1 (failing): the gap was tested.
+    expect(result.levels.find((l) => l.concurrency === k)?.pass).toBe(true);
+    expect(result.levels.filter((l) => l.concurrency === k + 1).every((l) => !l.pass)).toBe(true);
+    for (const l of result.levels) {
+      expect(l.p99Ms).toBeLessThanOrEqual(l.maxMs);
+      expect(l.p50Ms).toBeLessThanOrEqual(l.p99Ms);
+    }
+  });
+
+  it('lands within 10 % of K = 12 on the pure queue (throughput knee)', async () => {
+    const k = 12;
+    app = await startModelApp(platform, { capacity: k, serviceTimeMs: QUEUE_S, shape: 'queue' });
+    const result = await probe.probe(
+      { url: `${app.url}/predict`, method: 'POST', body: PREDICT_BODY },
+      FAST,
+    );
+    expect(result.stopReason).toBe('knee');
+    expect(Math.abs(result.maxConcurrency - k)).toBeLessThanOrEqual(k * 0.1);
+    // Every level kept its concurrency in flight (Little's law check), so the knee is real.
+    for (const l of result.levels.filter((x) => x.pass))
+      expect(l.littleConcurrency).toBeGreaterThan(0.8 * l.concurrency);
+    expect(app.model.peak).toBeGreaterThanOrEqual(16); // the load generator really reached its levels
+  });
+
+  it('rejects with a clear error on a path that answers 404', async () => {
+    app = await startModelApp(platform, { capacity: 4, serviceTimeMs: S });
+    const err = await probe
+      .probe({ url: `${app.url}/nope`, method: 'POST', body: PREDICT_BODY }, FAST)
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(ProbeRejectedError);
+    expect(err).toMatchObject({ reason: 'rejected', status: 404 });
+    expect(err.message).toMatch(/answered 404/);
+  });
+
+  it('rejects with a clear error when every request is refused with 422 (bad body)', async () => {
+    app = await startModelApp(platform, { capacity: 4, serviceTimeMs: S });
+    const err = await probe
+      .probe({ url: `${app.url}/predict`, method: 'POST', body: { wrong: 1 } }, FAST)
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(ProbeRejectedError);
+    expect(err.status).toBe(422);
+    expect(app.model.served).toBe(0);
+  });
+
+  it('honours the request budget', async () => {
+    app = await startModelApp(platform, { capacity: 64, serviceTimeMs: 5, shape: 'queue' });
+    app.model.reset();
+    const budget = 150;
+    const result = await probe
+      .probe(
+        { url: `${app.url}/predict`, method: 'POST', body: PREDICT_BODY },
+        { ...FAST, maxRequests: budget },
+      )
+      .catch((e) => e);
+    const hits = app.model.served + app.model.failed;
+    expect(hits).toBeLessThanOrEqual(budget);
+    if (result instanceof Error) {
+      expect(result).toBeInstanceOf(ProbeBudgetError);
+    } else {
+      expect(result.stopReason).toBe('budget');
+      expect(result.requests).toBeLessThanOrEqual(budget);
+      expect(result.warnings.join(' ')).toMatch(/budget/);
+    }
+  });
+});
+
+describe('ProbeService against a target that is down', () => {
+  it('rejects with ProbeUnreachableError and sends nothing more', async () => {
+    const port = await freePort();
+    const started = Date.now();
+    const err = await new ProbeService()
+      .probe({ url: `http://127.0.0.1:${port}/predict` }, FAST)
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(ProbeUnreachableError);
+    expect(err.reason).toBe('unreachable');
+    expect(err.message).toMatch(/ECONNREFUSED/);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('aborts promptly through its AbortSignal', async () => {
+    const app = await startModelApp('express', { capacity: 64, serviceTimeMs: S, shape: 'queue' });
+    try {
+      const ac = new AbortController();
+      const p = new ProbeService().probe(
+        { url: `${app.url}/predict`, method: 'POST', body: PREDICT_BODY },
+        { ...FAST, signal: ac.signal, onLevel: (l) => l.concurrency >= 2 && ac.abort() },
+      );
+      await expect(p).rejects.toMatchObject({ reason: 'aborted' });
+    } finally {
+      await app.close();
+    }
+  });
+});
