@@ -187,3 +187,28 @@ describe('searchCapacity: the knee', () => {
     expect(out.knee?.estimate).toBeGreaterThan(0);
   });
 });
+
+describe('searchCapacity: a collapse above K within the latency budget', () => {
+  it('keeps the last level that scaled linearly instead of a noisy knee estimate', async () => {
+    // K = 8 slots of 50 ms; above K the endpoint thrashes (throughput falls) but stays inside
+    // a generous latency limit, so only the knee logic can stop the step-up. A 6 % low
+    // throughput reading at the peak used to round the estimate down to 7.
+    const measure: MeasureLevel = async (c) => {
+      const throughput = c <= 8 ? (c * 1000) / 50 : 40;
+      return {
+        concurrency: c,
+        pass: true,
+        marginal: false,
+        throughputRps: c === 8 ? throughput * 0.94 : throughput,
+        meanMs: c <= 8 ? 50 : (c * 1000) / 40,
+      };
+    };
+    const out = await searchCapacity(measure, {
+      maxConcurrency: 64,
+      stopAtKnee: true,
+      kneeMinGain: 0.1,
+    });
+    expect(out).toMatchObject({ capacity: 8, stopReason: 'knee' });
+    expect(out.knee!.estimate * 0.95).toBeLessThan(7.5);
+  });
+});

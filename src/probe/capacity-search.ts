@@ -76,6 +76,8 @@ export async function searchCapacity(
   };
 
   let prev: LevelVerdict | null = null;
+  /** `prev` raised throughput by at least 90 % of its rise in concurrency over the level before. */
+  let prevScaledLinearly = false;
   for (const c of stepLevels(settings.maxConcurrency)) {
     let v = await run(c, 'step');
     if (!v) {
@@ -111,8 +113,11 @@ export async function searchCapacity(
         // Real curves bend before the asymptotes cross (and the crossing includes the client's
         // own overhead), so aim a little below it.
         const aim = estimate * (1 - settings.kneeMinGain / 2);
+        // When the previous level still scaled almost linearly, the endpoint served that many
+        // at once at full speed: noise in the estimate must not undercut it.
+        const floor = prevScaledLinearly ? prev.concurrency : 1;
         return {
-          capacity: Math.min(c, Math.max(1, Math.round(aim))),
+          capacity: Math.min(c, Math.max(floor, Math.round(aim))),
           stopReason: 'knee',
           knee: { peakThroughputRps: peak, baseLatencyMs: base, estimate },
         };
@@ -120,6 +125,9 @@ export async function searchCapacity(
       v = again;
     }
     passing.push(v);
+    prevScaledLinearly =
+      prev !== null &&
+      v.throughputRps / prev.throughputRps >= 0.9 * (v.concurrency / prev.concurrency);
     prev = v;
     lo = c;
   }
