@@ -1,6 +1,7 @@
 /**
- * Admission overhead: a trivial route plain vs @Balanced() with the memory store vs with the
- * Redis store (cap never reached), on Express and Fastify, side by side in one run.
+ * Admission overhead: a trivial route plain, with a no-op interceptor (what Nest's interceptor
+ * machinery alone costs), and @Balanced() with the memory and the Redis store (cap never
+ * reached), on Express and Fastify, side by side in one run.
  * Each server runs in its own process; autocannon drives it from this one. Rounds interleave
  * the variants so machine noise hits them alike; the median round is reported.
  *
@@ -100,13 +101,14 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 
 export async function runOverheadBench(): Promise<BenchSection> {
   const redis = await startRedis();
-  const variants = (process.env.BENCH_VARIANTS ?? 'plain,memory,redis').split(',');
+  const variants = (process.env.BENCH_VARIANTS ?? 'plain,noop,memory,redis').split(',');
   const rows: Array<{
     platform: string;
     variant: string;
     rps: number;
     p99: number;
     ratio: number;
+    ratioNoop: number | null;
   }> = [];
   try {
     for (const platform of ['express', 'fastify']) {
@@ -120,6 +122,8 @@ export async function runOverheadBench(): Promise<BenchSection> {
           for (const v of variants) samples.get(v)!.push(await load(servers.get(v)!.port, SECONDS));
         }
         const plainRps = median(samples.get('plain')!.map((s) => s.rps));
+        const noop = samples.get('noop');
+        const noopRps = noop ? median(noop.map((s) => s.rps)) : null;
         for (const v of variants) {
           const s = samples.get(v)!;
           const rps = median(s.map((x) => x.rps));
@@ -129,6 +133,7 @@ export async function runOverheadBench(): Promise<BenchSection> {
             rps,
             p99: median(s.map((x) => x.p99)),
             ratio: rps / plainRps,
+            ratioNoop: noopRps ? rps / noopRps : null,
           });
         }
       } finally {
@@ -141,11 +146,14 @@ export async function runOverheadBench(): Promise<BenchSection> {
   const markdown = [
     `Trivial GET route, ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${SECONDS} s, median round.`,
     '',
-    '| adapter | variant | req/s | p99 (ms) | ratio vs plain |',
-    '|---|---|---:|---:|---:|',
+    "`noop` is the same route with an interceptor that does nothing: the cost of Nest's",
+    'interceptor machinery itself, which any interceptor (ours included) pays.',
+    '',
+    '| adapter | variant | req/s | p99 (ms) | ratio vs plain | ratio vs noop interceptor |',
+    '|---|---|---:|---:|---:|---:|',
     ...rows.map(
       (r) =>
-        `| ${r.platform} | ${r.variant} | ${r.rps.toFixed(0)} | ${r.p99.toFixed(1)} | ${r.ratio.toFixed(3)} |`,
+        `| ${r.platform} | ${r.variant} | ${r.rps.toFixed(0)} | ${r.p99.toFixed(1)} | ${r.ratio.toFixed(3)} | ${r.ratioNoop === null ? '-' : r.ratioNoop.toFixed(3)} |`,
     ),
   ].join('\n');
   return { title: 'Admission overhead (cap never reached)', markdown, data: rows };

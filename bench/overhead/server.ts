@@ -1,10 +1,18 @@
 /**
  * A trivial route served plain or behind @Balanced() (cap never reached), for the admission
- * overhead benchmark. Usage: server.ts <plain|memory|redis> <express|fastify> [redisUrl]
+ * overhead benchmark. Usage: server.ts <plain|noop|memory|redis> <express|fastify> [redisUrl]
  * Prints `LISTENING <port>` once ready.
  */
 import 'reflect-metadata';
-import { Controller, Get, type DynamicModule } from '@nestjs/common';
+import {
+  Controller,
+  Get,
+  UseInterceptors,
+  type CallHandler,
+  type DynamicModule,
+  type ExecutionContext,
+  type NestInterceptor,
+} from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
@@ -21,6 +29,22 @@ class PlainController {
   }
 }
 
+/** Does nothing: measures what Nest's interceptor machinery alone costs a route. */
+class NoopInterceptor implements NestInterceptor {
+  intercept(_ctx: ExecutionContext, next: CallHandler) {
+    return next.handle();
+  }
+}
+
+@Controller()
+class NoopController {
+  @Get('hello')
+  @UseInterceptors(new NoopInterceptor())
+  hello(): { ok: boolean } {
+    return { ok: true };
+  }
+}
+
 @Controller()
 class BalancedController {
   @Get('hello')
@@ -32,6 +56,7 @@ class BalancedController {
 
 function appModule(): DynamicModule {
   if (variant === 'plain') return { module: class PlainApp {}, controllers: [PlainController] };
+  if (variant === 'noop') return { module: class NoopApp {}, controllers: [NoopController] };
   const storage =
     variant === 'redis'
       ? { type: 'redis' as const, url: redisUrl, keyPrefix: `bench${process.pid}` }

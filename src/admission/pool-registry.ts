@@ -45,16 +45,21 @@ export interface ResolvedPool {
  */
 @Injectable()
 export class PoolRegistry {
-  private readonly byHandler = new Map<unknown, ResolvedPool>();
+  private readonly byHandler = new Map<object, ResolvedPool>();
   private readonly pools = new Map<string, ResolvedPool>();
 
-  register(handler: unknown, pool: ResolvedPool): void {
+  register(handler: object, pool: ResolvedPool): void {
     this.byHandler.set(handler, pool);
     this.pools.set(pool.key, pool);
   }
 
+  /** Handler functions of every watched route. */
+  handlers(): object[] {
+    return [...this.byHandler.keys()];
+  }
+
   forHandler(handler: unknown): ResolvedPool | undefined {
-    return this.byHandler.get(handler);
+    return this.byHandler.get(handler as object);
   }
 
   get(key: string): ResolvedPool | undefined {

@@ -1,5 +1,6 @@
 import { Inject, MiddlewareConsumer, Module, NestModule, type DynamicModule } from '@nestjs/common';
-import { APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
+import { INTERCEPTORS_METADATA } from '@nestjs/common/constants';
+import { DiscoveryModule } from '@nestjs/core';
 import { AdmissionEvents } from '../admission/admission-events';
 import { AdmissionGate } from '../admission/admission-gate';
 import { AdmissionInterceptor } from '../admission/admission.interceptor';
@@ -42,7 +43,7 @@ import { RouteDiscovery } from './route-discovery';
  * BalancerModule.forRoot('balancer.yml')
  * BalancerModule.forRootAsync({ inject: [ConfigService], useFactory: (c) => c.get('balancer') })
  * ```
- * Global by default; registers `AdmissionInterceptor` as an app-wide interceptor.
+ * Global by default. Puts `AdmissionInterceptor` on the watched routes itself (apps add nothing).
  */
 @Module({
   imports: [DiscoveryModule, ...HEALTH_IMPORTS, ...DASHBOARD_IMPORTS],
@@ -67,7 +68,6 @@ import { RouteDiscovery } from './route-discovery';
     BalancerStatsService,
     BalancerAuthGuard,
     AdmissionInterceptor,
-    { provide: APP_INTERCEPTOR, useExisting: AdmissionInterceptor },
     ...PROBE_PROVIDERS,
     ...HEALTH_PROVIDERS,
     ...DASHBOARD_PROVIDERS,
@@ -84,7 +84,12 @@ import { RouteDiscovery } from './route-discovery';
   ],
 })
 export class BalancerModule extends BalancerConfigurableModule implements NestModule {
-  constructor(@Inject(BALANCER_OPTIONS) private readonly options: ResolvedBalancerOptions) {
+  constructor(
+    @Inject(BALANCER_OPTIONS) private readonly options: ResolvedBalancerOptions,
+    private readonly discovery: RouteDiscovery,
+    private readonly registry: PoolRegistry,
+    private readonly interceptor: AdmissionInterceptor,
+  ) {
     super();
   }
 
@@ -108,7 +113,20 @@ export class BalancerModule extends BalancerConfigurableModule implements NestMo
     return super.forRootAsync(options);
   }
 
+  /**
+   * Runs before Nest registers the routes: discover the watched ones and put the admission
+   * interceptor on exactly those handlers. Unwatched routes then carry no interceptor at all
+   * (a global one would cost every route of the app Nest's interceptor machinery).
+   */
   configure(consumer: MiddlewareConsumer): void {
+    this.discovery.discover();
+    for (const handler of this.registry.handlers()) {
+      // Nest reads this metadata once, when it registers the route. Another app in the same
+      // process (tests) may have left its own instance on a shared controller class: replace it.
+      const existing = (Reflect.getMetadata(INTERCEPTORS_METADATA, handler) as unknown[]) ?? [];
+      const others = existing.filter((i) => !(i instanceof AdmissionInterceptor));
+      Reflect.defineMetadata(INTERCEPTORS_METADATA, [this.interceptor, ...others], handler);
+    }
     configureDashboard(consumer, this.options);
   }
 }

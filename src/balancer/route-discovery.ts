@@ -26,7 +26,7 @@ import type { EndpointOptions } from './balancer-options';
 import { normalizePath, type ResolvedBalancerOptions } from './resolve-options';
 
 interface DiscoveredRoute extends PoolRoute {
-  handler: unknown;
+  handler: object;
   balanced?: BalancedOptions;
 }
 
@@ -53,8 +53,15 @@ export class RouteDiscovery {
     private readonly registry: PoolRegistry,
   ) {}
 
-  /** Fill the registry. Returns the pools, for logging. */
+  private done = false;
+
+  /**
+   * Fill the registry (once). Called from `BalancerModule.configure()`, before Nest registers
+   * the routes, so the interceptor can be attached to exactly the watched handlers.
+   */
   discover(): ResolvedPool[] {
+    if (this.done) return this.registry.all();
+    this.done = true;
     const routes = this.routes();
     const balancerPaths = new Set(['/balancer']);
     const isOwn = (path: string): boolean =>

@@ -1,10 +1,22 @@
-import { Controller, Get, Module, Param, Post } from '@nestjs/common';
+import {
+  CallHandler,
+  Controller,
+  ExecutionContext,
+  Get,
+  Module,
+  NestInterceptor,
+  Param,
+  Post,
+  UseInterceptors,
+} from '@nestjs/common';
+import { INTERCEPTORS_METADATA } from '@nestjs/common/constants';
+import { map, type Observable } from 'rxjs';
 import { ConfigModule, ConfigService } from '@nestjs/config';
 import { Test } from '@nestjs/testing';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Balanced, BalancerConfigError, BalancerModule } from '../../src';
+import { AdmissionInterceptor, Balanced, BalancerConfigError, BalancerModule } from '../../src';
 import { CapturingLogger, PLATFORMS, startApp, type RunningApp } from '../harness/platforms';
 import { Latch, poolStats, waitFor } from '../harness/wait-for';
 
@@ -42,12 +54,25 @@ class SharedPoolController {
   }
 }
 
+/** A user's own interceptor: must keep working on a watched route. */
+class WrapInterceptor implements NestInterceptor {
+  intercept(_ctx: ExecutionContext, next: CallHandler): Observable<unknown> {
+    return next.handle().pipe(map((body) => ({ wrapped: body })));
+  }
+}
+
 @Controller()
 class PrecedenceController {
   @Get('precedence')
   @Balanced({ capacity: 5, maxQueue: 7 })
+  @UseInterceptors(new WrapInterceptor())
   p(): string {
     return 'p';
+  }
+
+  @Get('unwatched')
+  unwatched(): string {
+    return 'free';
   }
 }
 
@@ -137,6 +162,16 @@ describe.each(PLATFORMS)('BalancerModule on %s', (platform) => {
       max_queue: 7,
       queue_timeout: 30,
     });
+  });
+
+  it("puts the admission interceptor on watched routes only, beside the app's own", async () => {
+    const proto = PrecedenceController.prototype;
+    const on = (fn: object) => (Reflect.getMetadata(INTERCEPTORS_METADATA, fn) ?? []) as unknown[];
+    expect(on(proto.p).filter((i) => i instanceof AdmissionInterceptor)).toHaveLength(1);
+    expect(on(proto.unwatched).some((i) => i instanceof AdmissionInterceptor)).toBe(false);
+    expect(await (await fetch(`${api}/precedence`)).json()).toEqual({ wrapped: 'p' });
+    expect(await (await fetch(`${api}/unwatched`)).text()).toBe('free');
+    expect((await poolStats(api, '/api/precedence')).admitted).toBeGreaterThanOrEqual(1);
   });
 
   it('warns about an endpoints key that matches no route', () => {
