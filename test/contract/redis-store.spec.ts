@@ -1,0 +1,24 @@
+import { RedisCapacityStore } from '../../src/admission/redis-capacity.store';
+import { sharedRedis, uniquePrefix } from '../harness/redis';
+import { runCapacityStoreContract } from './capacity-store.contract';
+
+describe('RedisCapacityStore contract (real redis-server)', () => {
+  let redis: Awaited<ReturnType<typeof sharedRedis>>;
+
+  beforeAll(async () => {
+    redis = await sharedRedis();
+  });
+
+  afterAll(async () => {
+    await redis.stop();
+  });
+
+  runCapacityStoreContract(async () => {
+    const store = new RedisCapacityStore(
+      { type: 'redis', url: redis.url, keyPrefix: uniquePrefix('contract'), leaseTtl: 5 },
+      { logger: false },
+    );
+    await store.init();
+    return store;
+  });
+});

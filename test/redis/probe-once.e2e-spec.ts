@@ -1,0 +1,165 @@
+import type { ChildProcess } from 'node:child_process';
+import { RedisServer, uniquePrefix } from '../harness/redis';
+import { waitFor } from '../harness/wait-for';
+import { get, killAll, spawnWorkers, type Worker } from './workers';
+
+/*
+ * The startup probe across worker processes sharing one Redis: one worker measures, the others
+ * wait for its published result; force_reprobe measures again once, not once per worker; a
+ * prober killed mid-probe loses its lock when it expires and another worker finishes the job.
+ * Each worker's /model route is a SimulatedModel; a prober probes its own server, so the
+ * worker whose route saw probe requests is the one that probed.
+ */
+
+const K = 4;
+const S = 20;
+
+interface ModelStats {
+  capacity: number | null;
+  capacity_source: string;
+  probe: { state: string; measured_at: string | null; error: string | null };
+}
+
+function probeConfig(
+  redisUrl: string,
+  prefix: string,
+  opts: { forceReprobe?: boolean; levelMs?: number } = {},
+) {
+  return {
+    WORKER_CONFIG: JSON.stringify({
+      redisUrl,
+      counterUrl: redisUrl,
+      keyPrefix: prefix,
+      capacity: 4,
+      leaseTtl: 2,
+      queueTimeout: 60,
+      probe: {
+        k: K,
+        serviceTimeMs: S,
+        forceReprobe: opts.forceReprobe ?? false,
+        latencyThresholdMs: 5 * S,
+        tuning: {
+          warmupMs: 100,
+          levelDurationMs: opts.levelMs ?? 300,
+          minSamples: 10,
+          maxConcurrency: 32,
+        },
+      },
+    }),
+  };
+}
+
+describe('startup probe across worker processes (Redis)', () => {
+  const children = new Set<ChildProcess>();
+  let server: RedisServer;
+
+  beforeAll(async () => {
+    server = await RedisServer.start();
+  });
+
+  afterAll(async () => {
+    await killAll(children);
+    await server?.stop();
+  });
+
+  async function model(w: Worker): Promise<ModelStats> {
+    const r = await get(`${w.url}/balancer/stats`);
+    return (r.body as { endpoints: Record<string, ModelStats> }).endpoints['/model'];
+  }
+
+  async function probeHits(w: Worker): Promise<number> {
+    return ((await get(`${w.url}/peak`)).body as { probeHits: number }).probeHits;
+  }
+
+  async function settled(workers: Worker[], timeoutMs = 60_000): Promise<ModelStats[]> {
+    await waitFor(
+      async () =>
+        (await Promise.all(workers.map(model))).every((s) =>
+          ['done', 'reused'].includes(s.probe.state),
+        ),
+      timeoutMs,
+      'every worker to settle its probe',
+    );
+    return Promise.all(workers.map(model));
+  }
+
+  it('probes once for all workers; force_reprobe measures once more, not once per worker', async () => {
+    const prefix = uniquePrefix('probe');
+    const first = await spawnWorkers(
+      'test/fixtures/redis-worker.ts',
+      3,
+      probeConfig(server.url, prefix),
+      children,
+      90_000,
+    );
+    const round1 = await settled(first);
+    expect(round1.map((s) => s.probe.state).sort()).toEqual(['done', 'reused', 'reused']);
+    const hits1 = await Promise.all(first.map(probeHits));
+    expect(hits1.filter((h) => h > 0)).toHaveLength(1);
+    // Everyone enforces the one published number.
+    const capacity = round1[0].capacity;
+    expect(capacity).toBeGreaterThanOrEqual(1);
+    for (const s of round1) expect(s).toMatchObject({ capacity, capacity_source: 'probe' });
+    expect(new Set(round1.map((s) => s.probe.measured_at)).size).toBe(1);
+    await Promise.all(first.map((w) => w.kill()));
+
+    const second = await spawnWorkers(
+      'test/fixtures/redis-worker.ts',
+      2,
+      probeConfig(server.url, prefix, { forceReprobe: true }),
+      children,
+      90_000,
+    );
+    const round2 = await settled(second);
+    expect(round2.map((s) => s.probe.state).sort()).toEqual(['done', 'reused']);
+    expect((await Promise.all(second.map(probeHits))).filter((h) => h > 0)).toHaveLength(1);
+    expect(Date.parse(round2[0].probe.measured_at!)).toBeGreaterThan(
+      Date.parse(round1[0].probe.measured_at!),
+    );
+    expect(round2[0].probe.measured_at).toBe(round2[1].probe.measured_at);
+    for (const s of round2) expect(s.capacity_source).toBe('probe');
+    await Promise.all(second.map((w) => w.kill()));
+  }, 180_000);
+
+  it('a prober killed mid-probe: its lock expires and another worker finishes the probe', async () => {
+    const prefix = uniquePrefix('probekill');
+    // Long levels, so the probe is still running when the test kills the prober.
+    const workers = await spawnWorkers(
+      'test/fixtures/redis-worker.ts',
+      2,
+      probeConfig(server.url, prefix, { levelMs: 1500 }),
+      children,
+      90_000,
+    );
+    let prober: Worker | undefined;
+    await waitFor(
+      async () => {
+        for (const w of workers) if ((await model(w)).probe.state === 'running') prober = w;
+        return prober !== undefined;
+      },
+      30_000,
+      'a worker to start probing',
+    );
+    const survivor = workers.find((w) => w !== prober)!;
+    expect((await model(survivor)).probe.state).toBe('waiting');
+    await prober!.kill('SIGKILL');
+    expect(await probeHits(survivor)).toBe(0);
+
+    // The dead prober's lock lasts its TTL (15 s), then the survivor probes and publishes.
+    await waitFor(
+      async () => (await model(survivor)).probe.state === 'done',
+      90_000,
+      'the survivor to finish',
+    );
+    const s = await model(survivor);
+    expect(s).toMatchObject({ capacity_source: 'probe' });
+    expect(s.capacity).toBeGreaterThanOrEqual(1);
+    expect(await probeHits(survivor)).toBeGreaterThan(0);
+    const check = server.client();
+    expect(JSON.parse((await check.get(`${prefix}:{/model}:probe`))!)).toMatchObject({
+      maxConcurrency: s.capacity,
+    });
+    check.disconnect();
+    await survivor.kill();
+  }, 180_000);
+});

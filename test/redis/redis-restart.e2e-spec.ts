@@ -1,0 +1,140 @@
+import type { ChildProcess } from 'node:child_process';
+import type Redis from 'ioredis';
+import { RedisServer, uniquePrefix } from '../harness/redis';
+import { waitFor } from '../harness/wait-for';
+import { get, killAll, spawnWorkers, type Worker } from './workers';
+
+/*
+ * The store's redis-server is stopped and started again (empty: no persistence) while two
+ * worker processes serve traffic. Documented behaviour: while Redis is unreachable each worker
+ * admits up to its share of the last known capacity (C / live workers), so the total stays
+ * within C; when Redis is back the workers put their capacity and slots back and admission is
+ * global again. The concurrency counter lives on a second server that stays up.
+ */
+
+const C = 4;
+
+interface PoolStats {
+  active_requests: number;
+  queued: number;
+  capacity: number | null;
+  capacity_source: string;
+}
+
+describe('Redis restart under traffic (2 worker processes)', () => {
+  const children = new Set<ChildProcess>();
+  let store: RedisServer;
+  let counterServer: RedisServer;
+  let counter: Redis;
+  let workers: Worker[];
+  let prefix: string;
+
+  beforeAll(async () => {
+    [store, counterServer] = await Promise.all([RedisServer.start(), RedisServer.start()]);
+    counter = counterServer.client();
+    prefix = uniquePrefix('restart');
+    const config = {
+      redisUrl: store.url,
+      counterUrl: counterServer.url,
+      keyPrefix: prefix,
+      capacity: C,
+      leaseTtl: 2,
+      queueTimeout: 20,
+    };
+    workers = await spawnWorkers(
+      'test/fixtures/redis-worker.ts',
+      2,
+      { WORKER_CONFIG: JSON.stringify(config) },
+      children,
+      90_000,
+    );
+  }, 120_000);
+
+  afterAll(async () => {
+    await killAll(children);
+    counter?.disconnect();
+    await Promise.all([store?.stop(), counterServer?.stop()]);
+  });
+
+  async function stats(w: Worker): Promise<{ reachable: boolean; pool: PoolStats }> {
+    const r = await get(`${w.url}/balancer/stats`);
+    const body = r.body as { store: { reachable: boolean }; endpoints: Record<string, PoolStats> };
+    return { reachable: body.store.reachable, pool: body.endpoints['/work'] };
+  }
+
+  it('keeps answering while Redis is down, stays within C, and recovers with nothing leaked', async () => {
+    // Both workers are registered as live before the outage (their share is C / 2).
+    const before = store.client();
+    await waitFor(
+      async () => (await before.zcard(`${prefix}:{/work}:workers`)) === 2,
+      10_000,
+      '2 workers',
+    );
+    before.disconnect();
+
+    type Phase = 'before' | 'down' | 'after';
+    let phase = 'before' as Phase;
+    let stop = false;
+    const results: Record<Phase, number[]> = { before: [], down: [], after: [] };
+    const loops = Array.from({ length: 8 }, async (_, c) => {
+      for (let i = 0; !stop; i++) {
+        const at = phase;
+        const r = await get(`${workers[(i + c) % 2].url}/work?ms=20`);
+        results[at].push(r.status);
+      }
+    });
+    const served = (p: Phase) => results[p].length;
+
+    await waitFor(() => served('before') >= 50, 30_000, 'traffic before');
+    await store.stop();
+    phase = 'down';
+    await waitFor(
+      async () => (await Promise.all(workers.map(stats))).every((s) => !s.reachable),
+      15_000,
+      'workers notice the outage',
+    );
+    const downStats = await stats(workers[0]);
+    expect(downStats.pool).toMatchObject({ capacity_source: 'fallback', capacity: C / 2 });
+    await waitFor(() => served('down') >= 50, 30_000, 'traffic while Redis is down');
+
+    await store.start();
+    await waitFor(
+      async () => (await Promise.all(workers.map(stats))).every((s) => s.reachable),
+      20_000,
+      'workers reconnect',
+    );
+    phase = 'after';
+    await waitFor(() => served('after') >= 50, 30_000, 'traffic after recovery');
+    stop = true;
+    await Promise.all(loops);
+
+    for (const p of ['before', 'down', 'after'] as const) {
+      expect({ phase: p, statuses: [...new Set(results[p])] }).toEqual({
+        phase: p,
+        statuses: [200],
+      });
+    }
+    const peaks = await Promise.all(workers.map((w) => get(`${w.url}/peak`)));
+    expect(Math.max(...peaks.map((r) => (r.body as { peak: number }).peak))).toBeLessThanOrEqual(C);
+    for (const w of workers) {
+      await waitFor(
+        async () => (await stats(w)).pool.active_requests === 0,
+        10_000,
+        'slots released',
+      );
+      expect(await stats(w)).toEqual({
+        reachable: true,
+        pool: expect.objectContaining({
+          capacity: C,
+          capacity_source: 'manual',
+          active_requests: 0,
+          queued: 0,
+        }),
+      });
+    }
+    const check = store.client();
+    expect(await check.zcard(`${prefix}:{/work}:leases`)).toBe(0);
+    expect(await check.zcard(`${prefix}:{/work}:queue`)).toBe(0);
+    check.disconnect();
+  }, 120_000);
+});
