@@ -205,15 +205,21 @@ export class RedisCapacityStore implements CapacityStore {
     });
     conn.subscriber.on('error', () => undefined);
     conn.subscriber.on('message', (_channel: string, id: string) => this.onGrant(id));
-    if (conn.commands.status === 'wait') conn.commands.connect().catch(() => undefined);
+    // Subscribe on every 'ready', never before: a SUBSCRIBE sent while ioredis still runs its
+    // ready check breaks that check, and the reconnect after it does not resubscribe. A repeated
+    // SUBSCRIBE of the same channel is a no-op for Redis.
+    let markSubscribed!: () => void;
+    const subscribed = new Promise<void>((r) => (markSubscribed = r));
+    const subscribe = (): void => {
+      conn.subscriber.subscribe(this.channel).then(markSubscribed, () => undefined);
+    };
+    conn.subscriber.on('ready', subscribe);
+    if (conn.subscriber.status === 'ready') subscribe();
+    for (const c of [conn.commands, conn.subscriber]) {
+      if (c.status === 'wait') c.connect().catch(() => undefined);
+    }
 
     const ready = await this.waitReady(conn.commands, this.tuning.connectWaitMs);
-    const t0 = Date.now();
-    this.warn(`DEBUG subscribing; sub status ${conn.subscriber.status}, ready=${ready}`);
-    conn.subscriber.on('ready', () => this.warn(`DEBUG sub ready after ${Date.now() - t0}`));
-    conn.subscriber.on('close', () => this.warn(`DEBUG sub close after ${Date.now() - t0}`));
-    conn.subscriber.on('error', (e: Error) => this.warn(`DEBUG sub error ${e.message}`));
-    const subscribed = conn.subscriber.subscribe(this.channel).then(() => this.warn(`DEBUG subscribed after ${Date.now() - t0}`), (e: unknown) => this.warn(`DEBUG subscribe failed ${String(e)}`));
     if (ready) {
       // Grants may only be announced to a subscribed process; the poll covers a slow subscribe.
       await within(subscribed, this.tuning.connectWaitMs);
