@@ -50,9 +50,14 @@ export class BalancerStatsService {
     private readonly gate: AdmissionGate,
   ) {}
 
-  async snapshot(): Promise<BalancerStats> {
+  /**
+   * `withProbe: false` skips reading the stored probe results (one read of the whole level table
+   * per pool; a Redis round trip each): for samplers that only want the live numbers.
+   */
+  async snapshot(options: { withProbe?: boolean } = {}): Promise<BalancerStats> {
+    const withProbe = options.withProbe ?? true;
     const pools = this.registry.all();
-    const entries = await Promise.all(pools.map((p) => this.pool(p)));
+    const entries = await Promise.all(pools.map((p) => this.pool(p, withProbe)));
     const endpoints: Record<string, EndpointStats> = {};
     pools.forEach((p, i) => (endpoints[p.key] = entries[i]));
     return {
@@ -65,10 +70,12 @@ export class BalancerStatsService {
     };
   }
 
-  private async pool(pool: ResolvedPool): Promise<EndpointStats> {
+  private async pool(pool: ResolvedPool, withProbe: boolean): Promise<EndpointStats> {
     const [s, probe] = await Promise.all([
       this.store.snapshot(pool.key),
-      this.store.getProbeResult(pool.key).catch((): StoredProbeResult | null => null),
+      withProbe
+        ? this.store.getProbeResult(pool.key).catch((): StoredProbeResult | null => null)
+        : null,
     ]);
     const available = s.capacity === null ? 0 : Math.max(0, s.capacity - s.active);
     return {

@@ -100,7 +100,8 @@ export class StatsHistory implements OnApplicationBootstrap, OnApplicationShutdo
     if (this.busy) return;
     this.busy = true;
     try {
-      const snap = await this.stats.snapshot();
+      // The charts need the live numbers only, not the stored probe reports.
+      const snap = await this.stats.snapshot({ withProbe: false });
       const t = Date.now() / 1000;
       for (const [pool, e] of Object.entries(snap.endpoints)) {
         let ring = this.rings.get(pool);
