@@ -121,22 +121,22 @@ describe('searchCapacity: step-up and binary search', () => {
   });
 });
 
-describe('searchCapacity: the knee', () => {
-  /** A pure queue: K slots of S ms, plus `overheadMs` outside the server per request. */
-  function queueEndpoint(k: number, serviceMs: number, overheadMs = 0): MeasureLevel {
-    return async (c): Promise<LevelVerdict> => {
-      const knee = (k * (serviceMs + overheadMs)) / serviceMs;
-      const throughput = c <= knee ? (c * 1000) / (serviceMs + overheadMs) : (k * 1000) / serviceMs;
-      return {
-        concurrency: c,
-        pass: true,
-        marginal: false,
-        throughputRps: throughput,
-        meanMs: (c * 1000) / throughput,
-      };
+/** A pure queue: K slots of S ms, plus `overheadMs` outside the server per request. */
+function queueEndpoint(k: number, serviceMs: number, overheadMs = 0): MeasureLevel {
+  return async (c): Promise<LevelVerdict> => {
+    const knee = (k * (serviceMs + overheadMs)) / serviceMs;
+    const throughput = c <= knee ? (c * 1000) / (serviceMs + overheadMs) : (k * 1000) / serviceMs;
+    return {
+      concurrency: c,
+      pass: true,
+      marginal: false,
+      throughputRps: throughput,
+      meanMs: (c * 1000) / throughput,
     };
-  }
+  };
+}
 
+describe('searchCapacity: the knee', () => {
   it.each([1, 2, 3, 5, 12, 20, 32, 50, 100])(
     'lands within 10 %% of K = %i on a pure queue',
     async (k) => {
@@ -210,5 +210,22 @@ describe('searchCapacity: a collapse above K within the latency budget', () => {
     });
     expect(out).toMatchObject({ capacity: 8, stopReason: 'knee' });
     expect(out.knee!.estimate * 0.95).toBeLessThan(7.5);
+  });
+
+  it('does not lift a queue to the next level when a low reading made it look linear', async () => {
+    // K = 12 slots of 50 ms plus 5 ms outside the server. Level 8 reads 20 % low (a stall), so
+    // level 16 seems to double it; but its mean latency rose a third above the base: it queued.
+    const base = queueEndpoint(12, 50, 5);
+    const measure: MeasureLevel = async (c, phase) => {
+      const v = (await base(c, phase))!;
+      return c === 8 ? { ...v, throughputRps: v.throughputRps * 0.8 } : v;
+    };
+    const out = await searchCapacity(measure, {
+      maxConcurrency: 64,
+      stopAtKnee: true,
+      kneeMinGain: 0.1,
+    });
+    expect(out.stopReason).toBe('knee');
+    expect(Math.abs(out.capacity! - 12)).toBeLessThanOrEqual(1);
   });
 });

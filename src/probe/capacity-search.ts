@@ -113,9 +113,12 @@ export async function searchCapacity(
         // Real curves bend before the asymptotes cross (and the crossing includes the client's
         // own overhead), so aim a little below it.
         const aim = estimate * (1 - settings.kneeMinGain / 2);
-        // When the previous level still scaled almost linearly, the endpoint served that many
-        // at once at full speed: noise in the estimate must not undercut it.
-        const floor = prevScaledLinearly ? prev.concurrency : 1;
+        // When the previous level still scaled almost linearly and its latency did not rise
+        // above the base, the endpoint served that many at once at full speed: noise in the
+        // estimate must not undercut it. (Throughput alone is not enough: one low reading at
+        // the level before makes a queueing level look linear.)
+        const fullSpeed = prevScaledLinearly && prev.meanMs <= base * (1 + settings.kneeMinGain);
+        const floor = fullSpeed ? prev.concurrency : 1;
         return {
           capacity: Math.min(c, Math.max(floor, Math.round(aim))),
           stopReason: 'knee',
