@@ -211,7 +211,8 @@ export class PoolCard {
     this.timedOut.el.classList.toggle('nonzero', e.timed_out > 0);
     setText(
       this.limits,
-      `queue timeout ${fmtSeconds(e.queue_timeout)} · max queue ${fmtInt(e.max_queue)}`,
+      `queue timeout ${fmtSeconds(e.queue_timeout)} · max queue ${fmtInt(e.max_queue)}` +
+        (e.workers && e.workers > 1 ? ` · ${fmtInt(e.workers)} workers` : ''),
     );
 
     const samples = history?.t.length ?? 0;

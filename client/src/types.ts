@@ -22,6 +22,8 @@ export interface EndpointStats {
   routes: string[];
   queue_timeout: number;
   max_queue: number;
+  /** Absent from stats served by versions before it was added. */
+  workers?: number;
   probe: ProbeInfo;
 }
 

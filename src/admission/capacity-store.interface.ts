@@ -56,6 +56,12 @@ export interface PoolSnapshot {
   active: number;
   queued: number;
   counters: PoolCounters;
+  /**
+   * Processes serving this pool, as this process last saw them: `1` for the memory store;
+   * for Redis, the live workers at this process's last heartbeat (the divisor of the local
+   * share while Redis is unreachable).
+   */
+  workers: number;
 }
 
 /** A probe result as stored, with enough metadata to show and to decide on reuse. */

@@ -172,6 +172,7 @@ export class MemoryCapacityStore implements CapacityStore {
       active: p.active,
       queued: p.queue.size,
       counters: { ...p.counters },
+      workers: 1,
     };
   }
 

@@ -909,6 +909,7 @@ export class RedisCapacityStore implements CapacityStore {
           active,
           queued,
           counters: { ...p.counters },
+          workers: p.workers,
         };
       } catch (err) {
         this.degrade(err);
@@ -927,6 +928,7 @@ export class RedisCapacityStore implements CapacityStore {
         rejected: p.counters.rejected + p.deltas.rejected,
         timedOut: p.counters.timedOut + p.deltas.timedOut,
       },
+      workers: p.workers,
     };
   }
 

@@ -21,6 +21,8 @@ export interface EndpointStats {
   routes: string[];
   queue_timeout: number;
   max_queue: number;
+  /** Processes sharing this pool (Redis: live workers at this process's last heartbeat). */
+  workers: number;
   probe: {
     state: string;
     error: string | null;
@@ -92,6 +94,7 @@ export class BalancerStatsService {
       routes: pool.routes.map((r) => `${r.method} ${r.path}`),
       queue_timeout: pool.queueTimeoutMs / 1000,
       max_queue: pool.maxQueue,
+      workers: s.workers,
       probe: {
         state: pool.probeStatus.state,
         error: pool.probeStatus.error ?? null,

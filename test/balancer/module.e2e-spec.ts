@@ -155,12 +155,16 @@ describe.each(PLATFORMS)('BalancerModule on %s', (platform) => {
 
   it('gives options.endpoints precedence over @Balanced(), and @Balanced() over globals', async () => {
     const stats = (await (await fetch(`${app.url}/api/balancer/stats`)).json()) as {
-      endpoints: Record<string, { capacity: number; max_queue: number; queue_timeout: number }>;
+      endpoints: Record<
+        string,
+        { capacity: number; max_queue: number; queue_timeout: number; workers: number }
+      >;
     };
     expect(stats.endpoints['/api/precedence']).toMatchObject({
       capacity: 3,
       max_queue: 7,
       queue_timeout: 30,
+      workers: 1,
     });
   });
 

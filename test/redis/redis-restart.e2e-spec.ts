@@ -19,6 +19,7 @@ interface PoolStats {
   queued: number;
   capacity: number | null;
   capacity_source: string;
+  workers: number;
 }
 
 describe('Redis restart under traffic (2 worker processes)', () => {
@@ -63,7 +64,9 @@ describe('Redis restart under traffic (2 worker processes)', () => {
   }
 
   it('keeps answering while Redis is down, stays within C, and recovers with nothing leaked', async () => {
-    // Both workers are registered as live before the outage (their share is C / 2).
+    // Both workers are registered as live before the outage, and each has seen the other at a
+    // heartbeat since (so its share is C / 2): registration alone is not enough, a worker that
+    // registered first learns of the second only at its next heartbeat.
     const before = store.client();
     await waitFor(
       async () => (await before.zcard(`${prefix}:{/work}:workers`)) === 2,
@@ -71,6 +74,11 @@ describe('Redis restart under traffic (2 worker processes)', () => {
       '2 workers',
     );
     before.disconnect();
+    await waitFor(
+      async () => (await Promise.all(workers.map(stats))).every((s) => s.pool.workers === 2),
+      10_000,
+      'each worker sees 2 workers',
+    );
 
     type Phase = 'before' | 'down' | 'after';
     let phase = 'before' as Phase;
