@@ -69,6 +69,12 @@ interface PoolInfo {
   redisHeld: number;
   /** Capacity currently given to the local fallback store. */
   localCap: number | null | undefined;
+  /**
+   * Placeholder leases (`<processId>:hold:<i>`, i < holds) recorded in Redis while a recovery
+   * holds off: with this process's real slots they reserve its whole local share, so workers
+   * already back on global admission cannot hand out what this one may still admit locally.
+   */
+  holds: number;
   probe?: { value: StoredProbeResult | null; pending: boolean };
 }
 
@@ -271,6 +277,7 @@ export class RedisCapacityStore implements CapacityStore {
       waiters: new Set(),
       redisHeld: 0,
       localCap: undefined,
+      holds: 0,
     };
     this.pools.set(name, p);
     // Register as a live worker of the pool now, not at the next heartbeat.
@@ -278,13 +285,20 @@ export class RedisCapacityStore implements CapacityStore {
     return p;
   }
 
+  /** This worker's share of the last known capacity (`null`: unknown, nothing is admitted). */
+  private localShare(p: PoolInfo): number | null {
+    if (p.lastCapacity === undefined || p.lastCapacity === null) return null;
+    return Math.max(1, Math.floor(p.lastCapacity / Math.max(1, p.workers)));
+  }
+
+  private holdId(i: number): string {
+    return `${this.processId}:hold:${i}`;
+  }
+
   /** This worker's share of the last known capacity while Redis is unreachable. */
   private applyLocalCap(p: PoolInfo): void {
-    let cap: number | null = null;
-    if (p.lastCapacity !== undefined && p.lastCapacity !== null) {
-      const share = Math.max(1, Math.floor(p.lastCapacity / Math.max(1, p.workers)));
-      cap = Math.max(0, share - p.redisHeld);
-    }
+    const share = this.localShare(p);
+    const cap = share === null ? null : Math.max(0, share - p.redisHeld);
     if (cap === p.localCap) return;
     p.localCap = cap;
     void this.local.setCapacity(p.name, cap, 'fallback');
@@ -802,7 +816,15 @@ export class RedisCapacityStore implements CapacityStore {
           const adopt = [...p.slots].filter((s) => !adopted.has(s));
           const orphans = [...p.orphans];
           const d = { ...p.deltas };
-          const dirty = adopt.length + orphans.length + d.admitted + d.rejected + d.timedOut > 0;
+          // Real slots plus holds cover the whole local share, whatever is admitted locally
+          // before this process switches over (its local count can only be lower).
+          const holds = Math.max(0, (this.localShare(p) ?? 0) - p.slots.size);
+          const holdIds: string[] = [];
+          for (let i = 0; i < holds; i++) holdIds.push(this.holdId(i));
+          for (let i = holds; i < p.holds; i++) orphans.push(this.holdId(i));
+          const dirty =
+            adopt.length + orphans.length + d.admitted + d.rejected + d.timedOut > 0 ||
+            holds !== p.holds;
           if (!first && !dirty) continue;
           const [workers, capacity, source] = await this.run<[number, number, string]>(
             'balancerAdopt',
@@ -814,11 +836,13 @@ export class RedisCapacityStore implements CapacityStore {
               d.admitted,
               d.rejected,
               d.timedOut,
-              adopt.length,
+              adopt.length + holdIds.length,
               ...adopt.map((s) => s.id),
+              ...holdIds,
               ...orphans,
             ],
           );
+          p.holds = holds;
           adopt.forEach((s) => {
             adopted.add(s);
             if (s.mode === 'local') s.adopted = true;
@@ -859,6 +883,28 @@ export class RedisCapacityStore implements CapacityStore {
           void s.local?.release();
           s.local = undefined;
         }
+      }
+      // Every local slot is a lease now: the holds go (a failure leaves them to expire, or to
+      // the next recovery).
+      for (const p of this.pools.values()) {
+        if (p.holds === 0) continue;
+        const ids = Array.from({ length: p.holds }, (_, i) => this.holdId(i));
+        p.holds = 0;
+        this.track(
+          this.run('balancerAdopt', p.keys5, [
+            this.ttlMs,
+            this.grantPrefix,
+            this.processId,
+            0,
+            0,
+            0,
+            0,
+            ...ids,
+          ]).catch((err) => {
+            ids.forEach((id) => p.orphans.add(id));
+            this.degrade(err);
+          }),
+        );
       }
       this.log('Redis reachable again; admission is global again');
       if (this.waiters.size > 0) this.schedulePoll();

@@ -353,4 +353,58 @@ describe('RedisCapacityStore across workers (real redis-server)', () => {
       await own.stop();
     }
   });
+
+  it('while a worker waits for the others to come back, its whole local share stays reserved in Redis', async () => {
+    const own = await RedisServer.start();
+    let ownRaw: Redis | undefined;
+    try {
+      const prefix = uniquePrefix();
+      const fast = { recoverMs: 100, pollMs: 100, commandTimeoutMs: 1000, heartbeatMs: 100 };
+      // a and d come back late (their recovery timer is long); b comes back at once.
+      const slow = { ...fast, recoverMs: 60_000 };
+      const a = await makeStore(prefix, { url: own.url, tuning: slow, leaseTtl: 5 });
+      const b = await makeStore(prefix, { url: own.url, tuning: fast, leaseTtl: 5 });
+      const d = await makeStore(prefix, { url: own.url, tuning: slow, leaseTtl: 5 });
+      for (const s of [a, b, d]) await s.setCapacity('/h', 6, 'manual');
+      await waitFor(
+        async () =>
+          (await Promise.all([a, b, d].map((s) => s.snapshot('/h')))).every((x) => x.workers === 3),
+        10_000,
+        'each store sees 3 workers',
+      );
+
+      await own.stop();
+      await waitFor(() => ![a, b, d].some((s) => s.isReachable()), 10_000, 'all degraded');
+      // b's share is 6 / 3 = 2; it uses one of them locally.
+      const b1 = lease(await b.acquire('/h', { timeoutMs: LONG, maxQueue: 10 }));
+
+      await own.start();
+      const raw2 = own.client();
+      ownRaw = raw2;
+      const leases = `${prefix}:{/h}:leases`;
+      // b records its slot and holds the rest of its share, but keeps admitting locally: a
+      // and d have not registered again.
+      await waitFor(async () => (await raw2.zcard(leases)) === 2, 10_000, "b's share recorded");
+      expect(b.isReachable()).toBe(false);
+
+      // A fresh worker on global admission gets 6 - 2, not 6 - 1: b may still take its second
+      // slot locally at any moment.
+      const c = await makeStore(prefix, { url: own.url, tuning: fast, leaseTtl: 5 });
+      const got = await Promise.all(
+        Array.from({ length: 5 }, () => c.acquire('/h', { timeoutMs: LONG, maxQueue: 0 })),
+      );
+      expect(got.filter((r) => r.ok)).toHaveLength(4);
+      expect(got.filter((r) => !r.ok).map((r) => !r.ok && r.reason)).toEqual(['queue_full']);
+      const b2 = lease(await b.acquire('/h', { timeoutMs: LONG, maxQueue: 10 }));
+      expect(await raw2.zcard(leases)).toBe(6);
+      expect(b.isReachable()).toBe(false);
+
+      await Promise.all([b1, b2].map((l) => l.release()));
+      await Promise.all(got.map((r) => r.ok && r.lease.release()));
+    } finally {
+      ownRaw?.disconnect();
+      for (const s of stores.splice(0)) await s.close();
+      await own.stop();
+    }
+  });
 });
