@@ -1,14 +1,16 @@
 /**
  * A trivial route served plain or behind @Balanced() (cap never reached), for the admission
- * overhead benchmark. Usage: server.ts <plain|noop|memory|redis> <express|fastify> [redisUrl]
+ * overhead benchmark. Usage: server.ts <plain|guard|noop|memory|redis> <express|fastify> [redisUrl]
  * Prints `LISTENING <port>` once ready.
  */
 import 'reflect-metadata';
 import {
   Controller,
   Get,
+  UseGuards,
   UseInterceptors,
   type CallHandler,
+  type CanActivate,
   type DynamicModule,
   type ExecutionContext,
   type NestInterceptor,
@@ -45,6 +47,22 @@ class NoopController {
   }
 }
 
+/** Lets everything through: what a guard (the other per-route hook) costs, for comparison. */
+class NoopGuard implements CanActivate {
+  canActivate(): boolean {
+    return true;
+  }
+}
+
+@Controller()
+class GuardController {
+  @Get('hello')
+  @UseGuards(new NoopGuard())
+  hello(): { ok: boolean } {
+    return { ok: true };
+  }
+}
+
 @Controller()
 class BalancedController {
   @Get('hello')
@@ -57,6 +75,7 @@ class BalancedController {
 function appModule(): DynamicModule {
   if (variant === 'plain') return { module: class PlainApp {}, controllers: [PlainController] };
   if (variant === 'noop') return { module: class NoopApp {}, controllers: [NoopController] };
+  if (variant === 'guard') return { module: class GuardApp {}, controllers: [GuardController] };
   const storage =
     variant === 'redis'
       ? { type: 'redis' as const, url: redisUrl, keyPrefix: `bench${process.pid}` }
