@@ -74,11 +74,12 @@ export class MemoryCapacityStore implements CapacityStore {
   acquire(pool: string, options: AcquireOptions): Promise<AcquireResult> {
     const p = this.pool(pool);
     const start = performance.now();
-    if (p.capacity !== null && p.active < p.capacity && p.queue.size === 0) {
-      return Promise.resolve({ ok: true, lease: this.grant(pool, p), waitedMs: 0 });
-    }
+    // A caller that is already gone gets no slot, free or not (as in the Redis store).
     if (options.signal?.aborted) {
       return Promise.resolve({ ok: false, reason: 'aborted', waitedMs: 0 });
+    }
+    if (p.capacity !== null && p.active < p.capacity && p.queue.size === 0) {
+      return Promise.resolve({ ok: true, lease: this.grant(pool, p), waitedMs: 0 });
     }
     if (p.queue.size >= options.maxQueue) {
       p.counters.rejected++;

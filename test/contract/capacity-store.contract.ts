@@ -187,6 +187,17 @@ export function runCapacityStoreContract(create: () => Promise<CapacityStore>): 
     await again.release();
   });
 
+  it('an already-aborted caller gets no slot, even when one is free', async () => {
+    await store.setCapacity('gone', 2, 'manual');
+    const ac = new AbortController();
+    ac.abort();
+    expect(
+      await store.acquire('gone', { timeoutMs: LONG, maxQueue: 100, signal: ac.signal }),
+    ).toMatchObject({ ok: false, reason: 'aborted' });
+    expect(await store.snapshot('gone')).toMatchObject({ active: 0, queued: 0 });
+    expect(store.localActive()).toBe(0);
+  });
+
   it('answers queue_full beyond maxQueue (the bound holds for the whole pool)', async () => {
     await store.setCapacity('qf', 1, 'manual');
     const holder = await take('qf');
