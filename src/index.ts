@@ -20,6 +20,7 @@ export {
   type EndpointStats,
 } from './balancer/balancer-stats.service';
 export { AdmissionInterceptor } from './admission/admission.interceptor';
+export { AdmissionGuard } from './admission/admission.guard';
 export { AdmissionGate } from './admission/admission-gate';
 export {
   BalancerQueueTimeoutException,

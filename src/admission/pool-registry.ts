@@ -1,5 +1,21 @@
 import { Injectable } from '@nestjs/common';
 
+/** Marks a handler wrapper (guard admission) and points at the function it wraps. */
+export const WRAPPED_ORIGINAL = Symbol.for('nestjs-balancer.wrapped-original');
+
+/** The function a wrapper stands for (or `fn` itself). */
+export function unwrapHandler<T>(fn: T): T {
+  return ((fn as { [WRAPPED_ORIGINAL]?: T } | null)?.[WRAPPED_ORIGINAL] ?? fn) as T;
+}
+
+/** Where a watched handler lives: the prototype Nest reads `prototype[name]` from. */
+export interface HandlerSite {
+  proto: Record<string | symbol, unknown>;
+  name: string;
+  /** The controller instance discovery found the method on (for the class Nest reads). */
+  instance: object;
+}
+
 export interface PoolRoute {
   method: string;
   path: string;
@@ -47,10 +63,21 @@ export interface ResolvedPool {
 export class PoolRegistry {
   private readonly byHandler = new Map<object, ResolvedPool>();
   private readonly pools = new Map<string, ResolvedPool>();
+  private readonly siteList: HandlerSite[] = [];
 
-  register(handler: object, pool: ResolvedPool): void {
-    this.byHandler.set(handler, pool);
+  /** `handler` is the original function (a wrapper is unwrapped first). */
+  register(handler: object, pool: ResolvedPool, site?: HandlerSite): void {
+    const original = unwrapHandler(handler);
+    this.byHandler.set(original, pool);
     this.pools.set(pool.key, pool);
+    if (site && !this.siteList.some((s) => s.proto === site.proto && s.name === site.name)) {
+      this.siteList.push(site);
+    }
+  }
+
+  /** Prototype + method name of every watched handler, once each. */
+  sites(): HandlerSite[] {
+    return [...this.siteList];
   }
 
   /** Handler functions of every watched route. */
@@ -58,8 +85,12 @@ export class PoolRegistry {
     return [...this.byHandler.keys()];
   }
 
+  /** Accepts the original function or its admission wrapper. */
   forHandler(handler: unknown): ResolvedPool | undefined {
-    return this.byHandler.get(handler as object);
+    return (
+      this.byHandler.get(handler as object) ??
+      this.byHandler.get((handler as { [WRAPPED_ORIGINAL]?: object })?.[WRAPPED_ORIGINAL] as object)
+    );
   }
 
   get(key: string): ResolvedPool | undefined {

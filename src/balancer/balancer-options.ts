@@ -333,6 +333,14 @@ export class BalancerOptions {
   @IsOptional()
   @IsBoolean()
   logger?: boolean;
+
+  /**
+   * How admission is attached to watched routes: `'guard'` (a guard plus a handler wrapper;
+   * cheap) or `'interceptor'` (the previous `AdmissionInterceptor`). @default 'guard'
+   */
+  @IsOptional()
+  @IsIn(['guard', 'interceptor'])
+  admission?: 'guard' | 'interceptor';
 }
 
 /** What `BalancerModule.forRoot()` accepts: options, or the path of a YAML file. */

@@ -1,8 +1,10 @@
 import { Inject, MiddlewareConsumer, Module, NestModule, type DynamicModule } from '@nestjs/common';
-import { INTERCEPTORS_METADATA } from '@nestjs/common/constants';
+import { GUARDS_METADATA, INTERCEPTORS_METADATA } from '@nestjs/common/constants';
 import { DiscoveryModule } from '@nestjs/core';
 import { AdmissionEvents } from '../admission/admission-events';
 import { AdmissionGate } from '../admission/admission-gate';
+import { wrapHandler } from '../admission/admission-handler';
+import { AdmissionGuard } from '../admission/admission.guard';
 import { AdmissionInterceptor } from '../admission/admission.interceptor';
 import { createCapacityStore } from '../admission/capacity-store.factory';
 import { CapacityStore } from '../admission/capacity-store.interface';
@@ -43,7 +45,8 @@ import { RouteDiscovery } from './route-discovery';
  * BalancerModule.forRoot('balancer.yml')
  * BalancerModule.forRootAsync({ inject: [ConfigService], useFactory: (c) => c.get('balancer') })
  * ```
- * Global by default. Puts `AdmissionInterceptor` on the watched routes itself (apps add nothing).
+ * Global by default. Puts `AdmissionGuard` (or, with `admission: 'interceptor'`,
+ * `AdmissionInterceptor`) on the watched routes itself (apps add nothing).
  */
 @Module({
   imports: [DiscoveryModule, ...HEALTH_IMPORTS, ...DASHBOARD_IMPORTS],
@@ -68,6 +71,7 @@ import { RouteDiscovery } from './route-discovery';
     BalancerStatsService,
     BalancerAuthGuard,
     AdmissionInterceptor,
+    AdmissionGuard,
     ...PROBE_PROVIDERS,
     ...HEALTH_PROVIDERS,
     ...DASHBOARD_PROVIDERS,
@@ -77,6 +81,7 @@ import { RouteDiscovery } from './route-discovery';
     CapacityStore,
     AdmissionGate,
     AdmissionInterceptor,
+    AdmissionGuard,
     BalancerStatsService,
     PoolRegistry,
     ...HEALTH_EXPORTS,
@@ -89,6 +94,7 @@ export class BalancerModule extends BalancerConfigurableModule implements NestMo
     private readonly discovery: RouteDiscovery,
     private readonly registry: PoolRegistry,
     private readonly interceptor: AdmissionInterceptor,
+    private readonly guard: AdmissionGuard,
   ) {
     super();
   }
@@ -114,18 +120,34 @@ export class BalancerModule extends BalancerConfigurableModule implements NestMo
   }
 
   /**
-   * Runs before Nest registers the routes: discover the watched ones and put the admission
-   * interceptor on exactly those handlers. Unwatched routes then carry no interceptor at all
-   * (a global one would cost every route of the app Nest's interceptor machinery).
+   * Runs before Nest registers the routes: discover the watched ones and put admission on
+   * exactly those handlers. Unwatched routes then carry nothing at all.
+   *
+   * `admission: 'guard'` (default): wrap the handler on its prototype (so we know when it runs)
+   * and append `AdmissionGuard` to the wrapper's guards, after the app's own. Nest's guard step
+   * costs a route far less than its interceptor pipeline. `'interceptor'`: `AdmissionInterceptor`
+   * first among the handler's interceptors.
    */
   configure(consumer: MiddlewareConsumer): void {
     this.discovery.discover();
-    for (const handler of this.registry.handlers()) {
+    for (const site of this.registry.sites()) {
       // Nest reads this metadata once, when it registers the route. Another app in the same
       // process (tests) may have left its own instance on a shared controller class: replace it.
-      const existing = (Reflect.getMetadata(INTERCEPTORS_METADATA, handler) as unknown[]) ?? [];
-      const others = existing.filter((i) => !(i instanceof AdmissionInterceptor));
-      Reflect.defineMetadata(INTERCEPTORS_METADATA, [this.interceptor, ...others], handler);
+      const fn =
+        this.options.admission === 'guard' ? wrapHandler(site) : (site.proto[site.name] as object);
+      const interceptors = (
+        (Reflect.getMetadata(INTERCEPTORS_METADATA, fn) as unknown[]) ?? []
+      ).filter((i) => !(i instanceof AdmissionInterceptor));
+      const guards = ((Reflect.getMetadata(GUARDS_METADATA, fn) as unknown[]) ?? []).filter(
+        (g) => !(g instanceof AdmissionGuard),
+      );
+      if (this.options.admission === 'guard') {
+        Reflect.defineMetadata(INTERCEPTORS_METADATA, interceptors, fn);
+        Reflect.defineMetadata(GUARDS_METADATA, [...guards, this.guard], fn);
+      } else {
+        Reflect.defineMetadata(INTERCEPTORS_METADATA, [this.interceptor, ...interceptors], fn);
+        Reflect.defineMetadata(GUARDS_METADATA, guards, fn);
+      }
     }
     configureDashboard(consumer, this.options);
   }

@@ -51,6 +51,7 @@ export interface ResolvedBalancerOptions {
   metrics: boolean;
   endpoints: Record<string, EndpointOptions>;
   logger: boolean;
+  admission: 'guard' | 'interceptor';
   /** `options` or the YAML file's path: named in messages. */
   source: string;
 }
@@ -84,6 +85,7 @@ export const DEFAULTS = {
   uiPath: '/balancer/ui',
   historySeconds: 300,
   metrics: true,
+  admission: 'guard' as const,
 } as const;
 
 const TYPE_CONSTRAINTS = new Set([
@@ -274,6 +276,7 @@ export function resolveBalancerOptions(
     metrics: opts.metrics ?? DEFAULTS.metrics,
     endpoints: resolvedEndpoints,
     logger: opts.logger ?? true,
+    admission: opts.admission ?? DEFAULTS.admission,
     source,
   };
 }

@@ -19,7 +19,13 @@ import {
   ModulesContainer,
   Reflector,
 } from '@nestjs/core';
-import { PoolRegistry, type PoolRoute, type ResolvedPool } from '../admission/pool-registry';
+import {
+  PoolRegistry,
+  unwrapHandler,
+  type HandlerSite,
+  type PoolRoute,
+  type ResolvedPool,
+} from '../admission/pool-registry';
 import { BALANCED_METADATA, BALANCER_OPTIONS } from './balancer.constants';
 import type { BalancedOptions } from './balanced.decorator';
 import type { EndpointOptions } from './balancer-options';
@@ -27,6 +33,7 @@ import { normalizePath, type ResolvedBalancerOptions } from './resolve-options';
 
 interface DiscoveredRoute extends PoolRoute {
   handler: object;
+  site: HandlerSite;
   balanced?: BalancedOptions;
 }
 
@@ -140,7 +147,7 @@ export class RouteDiscovery {
       pool.manualCapacity ??= cap;
     }
     pool.routes.push({ method: route.method, path: route.path });
-    this.registry.register(route.handler, pool);
+    this.registry.register(route.handler, pool, route.site);
   }
 
   private routes(): DiscoveredRoute[] {
@@ -164,7 +171,9 @@ export class RouteDiscovery {
       );
       const proto = Object.getPrototypeOf(instance);
       for (const name of this.scanner.getAllMethodNames(proto)) {
-        const handler = proto[name];
+        // Another app in this process may have wrapped the method already (guard admission).
+        const handler = unwrapHandler(proto[name]);
+        const site: HandlerSite = { proto, name, instance };
         const methodPaths = Reflect.getMetadata(PATH_METADATA, handler) as
           string | string[] | undefined;
         if (methodPaths === undefined) continue;
@@ -196,7 +205,7 @@ export class RouteDiscovery {
           for (const mp of asArray(methodPaths)) {
             for (const version of versions.length ? versions : ['']) {
               const path = normalizePath([prefix, modulePath ?? '', version, cp, mp].join('/'));
-              out.push({ method, path, handler, balanced });
+              out.push({ method, path, handler, balanced, site });
             }
           }
         }

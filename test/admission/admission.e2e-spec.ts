@@ -1,7 +1,23 @@
-import { Controller, Get, Module, Post, Query, StreamableFile } from '@nestjs/common';
+import {
+  Controller,
+  Get,
+  Module,
+  ParseIntPipe,
+  Post,
+  Query,
+  Res,
+  StreamableFile,
+  type Type,
+} from '@nestjs/common';
+import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { Balanced, BalancerModule } from '../../src';
-import { PLATFORMS, startApp, type RunningApp } from '../harness/platforms';
+import {
+  ADMISSION_CASES,
+  startApp,
+  type AdmissionMode,
+  type RunningApp,
+} from '../harness/platforms';
 import { Latch, poolStats, waitFor } from '../harness/wait-for';
 
 /** Shared state the handlers report into; reset per test. */
@@ -12,6 +28,7 @@ const state = {
   started: [] as number[],
   calls: 0,
   stream: null as Readable | null,
+  responseClosed: false,
 };
 
 function reset(): void {
@@ -21,6 +38,7 @@ function reset(): void {
   state.started = [];
   state.calls = 0;
   state.stream = null;
+  state.responseClosed = false;
 }
 
 @Controller()
@@ -85,30 +103,53 @@ class AdmissionController {
     return new StreamableFile(s, { type: 'text/plain' });
   }
 
+  /** A pipe rejects before the handler runs. */
+  @Get('parsed')
+  @Balanced({ capacity: 1 })
+  parsed(@Query('n', ParseIntPipe) n: number): { n: number } {
+    state.calls++;
+    return { n };
+  }
+
+  /** Notes when the client's connection closes while the handler is still running. */
+  @Get('midway')
+  @Balanced({ capacity: 1 })
+  async midway(@Res({ passthrough: true }) res: ServerResponse | { raw: ServerResponse }) {
+    state.calls++;
+    const raw = 'raw' in res ? res.raw : res;
+    raw.once('close', () => (state.responseClosed = true));
+    await state.hold.promise;
+    return 'done';
+  }
+
   @Get('plain')
   plain(): string {
     return 'plain';
   }
 }
 
-@Module({
-  imports: [
-    BalancerModule.forRoot({
-      healthEndpoint: false,
-      queueTimeout: 30,
-      logger: false,
-      endpoints: { '/options-wins': { queueTimeout: 0.2 } },
-    }),
-  ],
-  controllers: [AdmissionController],
-})
-class AdmissionAppModule {}
+function admissionApp(admission: AdmissionMode): Type {
+  @Module({
+    imports: [
+      BalancerModule.forRoot({
+        healthEndpoint: false,
+        queueTimeout: 30,
+        logger: false,
+        admission,
+        endpoints: { '/options-wins': { queueTimeout: 0.2 } },
+      }),
+    ],
+    controllers: [AdmissionController],
+  })
+  class AdmissionAppModule {}
+  return AdmissionAppModule;
+}
 
-describe.each(PLATFORMS)('admission on %s', (platform) => {
+describe.each(ADMISSION_CASES)('admission on %s (%s path)', (platform, admission) => {
   let app: RunningApp;
 
   beforeAll(async () => {
-    app = await startApp(platform, AdmissionAppModule);
+    app = await startApp(platform, admissionApp(admission));
   });
   afterAll(async () => {
     state.hold.open();
@@ -250,6 +291,34 @@ describe.each(PLATFORMS)('admission on %s', (platform) => {
     await waitFor(async () => (await poolStats(app.url, '/stream')).active_requests === 0);
     state.stream?.destroy();
     expect((await poolStats(app.url, '/stream')).available_slots).toBe(1);
+  });
+
+  it('releases the slot when a pipe rejects the request before the handler runs', async () => {
+    const bad = await fetch(`${app.url}/parsed?n=abc`);
+    expect(bad.status).toBe(400);
+    await waitFor(async () => (await poolStats(app.url, '/parsed')).active_requests === 0);
+    expect(state.calls).toBe(0);
+    const good = await fetch(`${app.url}/parsed?n=7`);
+    expect(good.status).toBe(200);
+    expect(await good.json()).toEqual({ n: 7 });
+    await waitFor(async () => (await poolStats(app.url, '/parsed')).active_requests === 0);
+    expect((await poolStats(app.url, '/parsed')).available_slots).toBe(1);
+  });
+
+  it('keeps the slot while the handler still runs after its client hung up', async () => {
+    const ac = new AbortController();
+    const gone = fetch(`${app.url}/midway`, { signal: ac.signal }).catch((e: Error) => e);
+    await waitFor(() => state.calls === 1, 10_000, 'the handler to start');
+    ac.abort();
+    expect(await gone).toMatchObject({ name: 'AbortError' });
+    await waitFor(() => state.responseClosed, 10_000, 'the server to see the close');
+    // The work is still on the machine: the slot stays taken.
+    const held = await poolStats(app.url, '/midway');
+    expect(held.active_requests).toBe(1);
+    expect(held.available_slots).toBe(0);
+    state.hold.open();
+    await waitFor(async () => (await poolStats(app.url, '/midway')).active_requests === 0);
+    expect((await poolStats(app.url, '/midway')).available_slots).toBe(1);
   });
 
   it('leaves unwatched routes alone', async () => {

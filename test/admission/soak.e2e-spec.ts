@@ -1,6 +1,11 @@
-import { Controller, Get, HttpException, Module, Query } from '@nestjs/common';
+import { Controller, Get, HttpException, Module, Query, type Type } from '@nestjs/common';
 import { Balanced, BalancerModule } from '../../src';
-import { PLATFORMS, startApp, type RunningApp } from '../harness/platforms';
+import {
+  ADMISSION_CASES,
+  startApp,
+  type AdmissionMode,
+  type RunningApp,
+} from '../harness/platforms';
 import { poolStats, waitFor } from '../harness/wait-for';
 
 /** Small seeded PRNG (mulberry32) so a failing soak can be replayed. */
@@ -43,20 +48,23 @@ class SoakController {
   }
 }
 
-@Module({
-  imports: [BalancerModule.forRoot({ healthEndpoint: false, logger: false })],
-  controllers: [SoakController],
-})
-class SoakModule {}
+function soakApp(admission: AdmissionMode): Type {
+  @Module({
+    imports: [BalancerModule.forRoot({ healthEndpoint: false, logger: false, admission })],
+    controllers: [SoakController],
+  })
+  class SoakModule {}
+  return SoakModule;
+}
 
 const SEED = Number(process.env.SOAK_SEED ?? 20261125);
 const TOTAL = 2000;
 const CONCURRENCY = 40;
 
-describe.each(PLATFORMS)('randomized soak on %s', (platform) => {
+describe.each(ADMISSION_CASES)('randomized soak on %s with the %s', (platform, admission) => {
   let app: RunningApp;
   beforeAll(async () => {
-    app = await startApp(platform, SoakModule);
+    app = await startApp(platform, soakApp(admission));
   });
   afterAll(async () => app.close());
 

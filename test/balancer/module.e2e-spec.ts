@@ -9,14 +9,20 @@ import {
   Post,
   UseInterceptors,
 } from '@nestjs/common';
-import { INTERCEPTORS_METADATA } from '@nestjs/common/constants';
+import { GUARDS_METADATA, INTERCEPTORS_METADATA } from '@nestjs/common/constants';
 import { map, type Observable } from 'rxjs';
 import { ConfigModule, ConfigService } from '@nestjs/config';
 import { Test } from '@nestjs/testing';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AdmissionInterceptor, Balanced, BalancerConfigError, BalancerModule } from '../../src';
+import {
+  AdmissionGuard,
+  AdmissionInterceptor,
+  Balanced,
+  BalancerConfigError,
+  BalancerModule,
+} from '../../src';
 import { CapturingLogger, PLATFORMS, startApp, type RunningApp } from '../harness/platforms';
 import { Latch, poolStats, waitFor } from '../harness/wait-for';
 
@@ -168,11 +174,26 @@ describe.each(PLATFORMS)('BalancerModule on %s', (platform) => {
     });
   });
 
-  it("puts the admission interceptor on watched routes only, beside the app's own", async () => {
+  it("puts the admission guard and handler wrapper on watched routes only, beside the app's own", async () => {
     const proto = PrecedenceController.prototype;
-    const on = (fn: object) => (Reflect.getMetadata(INTERCEPTORS_METADATA, fn) ?? []) as unknown[];
-    expect(on(proto.p).filter((i) => i instanceof AdmissionInterceptor)).toHaveLength(1);
-    expect(on(proto.unwatched).some((i) => i instanceof AdmissionInterceptor)).toBe(false);
+    const on = (key: string, fn: object) => (Reflect.getMetadata(key, fn) ?? []) as unknown[];
+    const wrapped = Symbol.for('nestjs-balancer.wrapped-original');
+    const p = proto.p as unknown as Record<symbol, unknown>;
+    expect(typeof p[wrapped]).toBe('function');
+    expect(proto.p.name).toBe('p');
+    const guards = on(GUARDS_METADATA, proto.p);
+    expect(guards.filter((g) => g instanceof AdmissionGuard)).toHaveLength(1);
+    expect(guards[guards.length - 1]).toBeInstanceOf(AdmissionGuard);
+    expect(on(INTERCEPTORS_METADATA, proto.p).some((i) => i instanceof AdmissionInterceptor)).toBe(
+      false,
+    );
+    // The app's own interceptor on the handler is still there (copied onto the wrapper).
+    expect(on(INTERCEPTORS_METADATA, proto.p).length).toBeGreaterThanOrEqual(1);
+    const u = proto.unwatched as unknown as Record<symbol, unknown>;
+    expect(u[wrapped]).toBeUndefined();
+    expect(on(GUARDS_METADATA, proto.unwatched).some((g) => g instanceof AdmissionGuard)).toBe(
+      false,
+    );
     expect(await (await fetch(`${api}/precedence`)).json()).toEqual({ wrapped: 'p' });
     expect(await (await fetch(`${api}/unwatched`)).text()).toBe('free');
     expect((await poolStats(api, '/api/precedence')).admitted).toBeGreaterThanOrEqual(1);

@@ -7,6 +7,13 @@ import type { AddressInfo } from 'node:net';
 export type PlatformName = 'express' | 'fastify';
 export const PLATFORMS: PlatformName[] = ['express', 'fastify'];
 
+/** How `BalancerModule` attaches admission (`admission` option). */
+export type AdmissionMode = 'guard' | 'interceptor';
+/** Every platform with both admission paths, for suites that must hold on each. */
+export const ADMISSION_CASES: Array<[PlatformName, AdmissionMode]> = PLATFORMS.flatMap((p) =>
+  (['guard', 'interceptor'] as const).map((m): [PlatformName, AdmissionMode] => [p, m]),
+);
+
 export interface RunningApp {
   app: INestApplication;
   url: string;
