@@ -1,7 +1,7 @@
 /**
  * Admission overhead: a trivial route plain, with a no-op guard and a no-op interceptor (what
  * Nest's guard and interceptor machinery alone cost), and @Balanced() with the memory and the
- * Redis store (cap never reached), on Express and Fastify, side by side in one run.
+ * Redis store (cap never reached; guard admission and `admission: 'interceptor'`), on Express and Fastify, side by side in one run.
  * Each server runs in its own process; autocannon drives it from this one. Rounds interleave
  * the variants so machine noise hits them alike; the median round is reported.
  *
@@ -101,7 +101,10 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 
 export async function runOverheadBench(): Promise<BenchSection> {
   const redis = await startRedis();
-  const variants = (process.env.BENCH_VARIANTS ?? 'plain,guard,noop,memory,redis').split(',');
+  const variants = (
+    process.env.BENCH_VARIANTS ??
+    'plain,guard,noop,memory,memory-interceptor,redis,redis-interceptor'
+  ).split(',');
   const rows: Array<{
     platform: string;
     variant: string;
@@ -148,7 +151,8 @@ export async function runOverheadBench(): Promise<BenchSection> {
     '',
     "`noop` is the same route with an interceptor that does nothing: the cost of Nest's",
     'interceptor machinery itself, which any interceptor (ours included) pays. `guard` is the',
-    'same route with a guard that lets everything through, for comparison.',
+    'same route with a guard that lets everything through, for comparison. `memory`/`redis` are',
+    "@Balanced() with the default guard admission; `*-interceptor` with `admission: 'interceptor'`.",
     '',
     '| adapter | variant | req/s | p99 (ms) | ratio vs plain | ratio vs noop interceptor |',
     '|---|---|---:|---:|---:|---:|',

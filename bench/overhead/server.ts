@@ -1,6 +1,8 @@
 /**
  * A trivial route served plain or behind @Balanced() (cap never reached), for the admission
- * overhead benchmark. Usage: server.ts <plain|guard|noop|memory|redis> <express|fastify> [redisUrl]
+ * overhead benchmark. Usage:
+ *   server.ts <plain|guard|noop|memory|redis|memory-interceptor|redis-interceptor> <express|fastify> [redisUrl]
+ * `memory`/`redis` use the default guard admission; `-interceptor` sets `admission: 'interceptor'`.
  * Prints `LISTENING <port>` once ready.
  */
 import 'reflect-metadata';
@@ -76,10 +78,10 @@ function appModule(): DynamicModule {
   if (variant === 'plain') return { module: class PlainApp {}, controllers: [PlainController] };
   if (variant === 'noop') return { module: class NoopApp {}, controllers: [NoopController] };
   if (variant === 'guard') return { module: class GuardApp {}, controllers: [GuardController] };
-  const storage =
-    variant === 'redis'
-      ? { type: 'redis' as const, url: redisUrl, keyPrefix: `bench${process.pid}` }
-      : { type: 'memory' as const };
+  const admission = variant.endsWith('-interceptor') ? 'interceptor' : 'guard';
+  const storage = variant.startsWith('redis')
+    ? { type: 'redis' as const, url: redisUrl, keyPrefix: `bench${process.pid}` }
+    : { type: 'memory' as const };
   return {
     module: class BalancedApp {},
     imports: [
@@ -89,6 +91,7 @@ function appModule(): DynamicModule {
         ui: { enable: false },
         metrics: false,
         logger: false,
+        admission,
       }),
     ],
     controllers: [BalancedController],
