@@ -96,8 +96,15 @@ export function wrapHandler(site: HandlerSite): Handler {
   }
   const original = current[WRAPPED_ORIGINAL] ?? current;
   const hostBefore = paramsHost(instance, name);
-  const args: Record<string, { index: number }> =
-    (Reflect.getMetadata(ROUTE_ARGS_METADATA, hostBefore, name) as typeof args | undefined) ?? {};
+  const args: Record<string, { index: number }> = {
+    ...((Reflect.getMetadata(ROUTE_ARGS_METADATA, hostBefore, name) as
+      Record<string, { index: number }> | undefined) ?? {}),
+  };
+  // A subclass inheriting a method another app wrapped on the base class: drop that wrapper's
+  // hidden argument (inherited through the class chain), this wrapper adds its own.
+  if (current[HIDDEN_REQ_INDEX] !== undefined) {
+    delete args[`${RouteParamtypes.REQUEST}:${current[HIDDEN_REQ_INDEX]}`];
+  }
   const indexes = Object.values(args).map((a) => a.index);
   const originalLength = indexes.length ? Math.max(...indexes) + 1 : 0;
   const paramtypes =
