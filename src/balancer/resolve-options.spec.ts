@@ -37,6 +37,17 @@ describe('resolveBalancerOptions', () => {
     expect(o.probe.requestTimeoutMs).toBe(10_000);
   });
 
+  it("takes admission 'guard' (default) or 'interceptor', from options or YAML", () => {
+    expect(resolveBalancerOptions({}).admission).toBe('guard');
+    expect(resolveBalancerOptions({ admission: 'interceptor' }).admission).toBe('interceptor');
+    const path = yamlFile('admission.yml', 'admission: interceptor\n');
+    expect(resolveBalancerOptions(path).admission).toBe('interceptor');
+    const problems = problemsOf(() =>
+      resolveBalancerOptions({ admission: 'middleware' as unknown as 'guard' }),
+    );
+    expect(problems.join('\n')).toContain('admission');
+  });
+
   it("loads the seed's example balancer.yml unchanged", () => {
     const o = resolveBalancerOptions(join(__dirname, '../../test/fixtures/seed-balancer.yml'));
     expect(o.storage).toMatchObject({
