@@ -7,6 +7,7 @@
  *
  *   npm run bench -- overhead            (part of npm run bench)
  *   ts-node --transpile-only bench/overhead/admission-overhead.ts
+ *   (BENCH_SECONDS, BENCH_ROUNDS, BENCH_VARIANTS and BENCH_PLATFORMS narrow a run)
  */
 import autocannon from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -114,7 +115,7 @@ export async function runOverheadBench(): Promise<BenchSection> {
     ratioNoop: number | null;
   }> = [];
   try {
-    for (const platform of ['express', 'fastify']) {
+    for (const platform of (process.env.BENCH_PLATFORMS ?? 'express,fastify').split(',')) {
       const servers = new Map<string, { port: number; child: ChildProcess }>();
       try {
         for (const v of variants) servers.set(v, await startServer(v, platform, redis.url));

@@ -1,14 +1,17 @@
 /**
  * A trivial route served plain or behind @Balanced() (cap never reached), for the admission
  * overhead benchmark. Usage:
- *   server.ts <plain|guard|noop|memory|redis|memory-interceptor|redis-interceptor> <express|fastify> [redisUrl]
+ *   server.ts <variant> <express|fastify> [redisUrl]
  * `memory`/`redis` use the default guard admission; `-interceptor` sets `admission: 'interceptor'`.
+ * Diagnostics (not in the default run): `guard-req` (no-op guard plus a `@Req()` parameter, what
+ * the wrapper's hidden argument costs) and `module-only` (BalancerModule imported, route unwatched).
  * Prints `LISTENING <port>` once ready.
  */
 import 'reflect-metadata';
 import {
   Controller,
   Get,
+  Req,
   UseGuards,
   UseInterceptors,
   type CallHandler,
@@ -66,6 +69,15 @@ class GuardController {
 }
 
 @Controller()
+class GuardReqController {
+  @Get('hello')
+  @UseGuards(new NoopGuard())
+  hello(@Req() _req: unknown): { ok: boolean } {
+    return { ok: true };
+  }
+}
+
+@Controller()
 class BalancedController {
   @Get('hello')
   @Balanced({ capacity: 100_000 })
@@ -77,6 +89,8 @@ class BalancedController {
 function appModule(): DynamicModule {
   if (variant === 'plain') return { module: class PlainApp {}, controllers: [PlainController] };
   if (variant === 'noop') return { module: class NoopApp {}, controllers: [NoopController] };
+  if (variant === 'guard-req')
+    return { module: class GuardReqApp {}, controllers: [GuardReqController] };
   if (variant === 'guard') return { module: class GuardApp {}, controllers: [GuardController] };
   const admission = variant.endsWith('-interceptor') ? 'interceptor' : 'guard';
   const storage = variant.startsWith('redis')
@@ -94,7 +108,7 @@ function appModule(): DynamicModule {
         admission,
       }),
     ],
-    controllers: [BalancedController],
+    controllers: [variant === 'module-only' ? PlainController : BalancedController],
   };
 }
 
