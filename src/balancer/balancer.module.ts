@@ -1,6 +1,7 @@
 import { Inject, MiddlewareConsumer, Module, NestModule, type DynamicModule } from '@nestjs/common';
 import { GUARDS_METADATA, INTERCEPTORS_METADATA } from '@nestjs/common/constants';
 import { DiscoveryModule } from '@nestjs/core';
+import { AdmissionControl } from '../admission/admission-control';
 import { AdmissionEvents } from '../admission/admission-events';
 import { AdmissionGate } from '../admission/admission-gate';
 import { wrapHandler } from '../admission/admission-handler';
@@ -70,6 +71,7 @@ import { RouteDiscovery } from './route-discovery';
     BalancerLifecycle,
     BalancerStatsService,
     BalancerAuthGuard,
+    AdmissionControl,
     AdmissionInterceptor,
     AdmissionGuard,
     ...PROBE_PROVIDERS,
@@ -80,6 +82,7 @@ import { RouteDiscovery } from './route-discovery';
     BALANCER_OPTIONS,
     CapacityStore,
     AdmissionGate,
+    AdmissionControl,
     AdmissionInterceptor,
     AdmissionGuard,
     BalancerStatsService,

@@ -1,0 +1,148 @@
+import { ExecutionContext, Inject, Injectable } from '@nestjs/common';
+import type { ServerResponse } from 'node:http';
+import { PROBE_HEADER } from '../balancer/balancer.constants';
+import { AdmissionEvents } from './admission-events';
+import { AdmissionGate } from './admission-gate';
+import {
+  BalancerQueueTimeoutException,
+  BalancerRejection,
+  BalancerUnavailableException,
+  ClientClosedRequestException,
+} from './admission.exceptions';
+import { CapacityStore, type Lease } from './capacity-store.interface';
+import { PoolRegistry, type ResolvedPool } from './pool-registry';
+import { ProbeSecret } from './probe-secret';
+
+/** `Retry-After` seconds while shutting down: long enough for a load balancer to move on. */
+const SHUTDOWN_RETRY_AFTER = 5;
+
+export interface RawRequest {
+  headers: Record<string, string | string[] | undefined>;
+}
+
+/** A request that admission applies to: its pool, the request and the raw Node response. */
+export interface AdmissionTarget<R extends RawRequest = RawRequest> {
+  pool: ResolvedPool;
+  req: R;
+  raw: ServerResponse;
+}
+
+/**
+ * Steps 1-3 of admission, shared by `AdmissionGuard` and `AdmissionInterceptor` (they differ
+ * only in how they learn that the handler is done): which requests it applies to, the health
+ * gate, and taking a slot at once or after a wait in the pool's queue, with the rejections.
+ */
+@Injectable()
+export class AdmissionControl {
+  constructor(
+    private readonly registry: PoolRegistry,
+    @Inject(CapacityStore) private readonly store: CapacityStore,
+    private readonly gate: AdmissionGate,
+    private readonly secret: ProbeSecret,
+    private readonly events: AdmissionEvents,
+  ) {}
+
+  /**
+   * `undefined` when admission does not apply: not HTTP, not a watched handler (one map
+   * lookup), or the balancer's own probe.
+   */
+  target<R extends RawRequest>(context: ExecutionContext): AdmissionTarget<R> | undefined {
+    if (context.getType() !== 'http') return undefined;
+    const pool = this.registry.forHandler(context.getHandler());
+    if (!pool) return undefined;
+    const http = context.switchToHttp();
+    const req = http.getRequest<R>();
+    const probe = req.headers[PROBE_HEADER];
+    if (probe !== undefined && this.secret.matches(probe)) return undefined;
+    // Express hands us the ServerResponse itself; Fastify a reply wrapping it as `.raw`.
+    const reply = http.getResponse<ServerResponse | { raw: ServerResponse }>();
+    const raw: ServerResponse = 'raw' in reply ? reply.raw : reply;
+    return { pool, req, raw };
+  }
+
+  /**
+   * A slot for the request: a lease at once (fast path: free slot, nobody waiting; no promise,
+   * no abort wiring), or a promise of one after a wait in the queue. Throws (or rejects with)
+   * the 503 / 504 / client-closed exception when the request cannot be admitted.
+   */
+  admit({ pool, raw }: AdmissionTarget): Lease | Promise<Lease> {
+    const closed = this.gate.closedReason;
+    if (closed) {
+      this.store.recordRejection(pool.key);
+      this.events.emit(pool.key, closed, 0);
+      const retry = closed === 'unhealthy' ? this.gate.unhealthyRetryAfter : SHUTDOWN_RETRY_AFTER;
+      throw this.reject(raw, new BalancerUnavailableException(closed, retry));
+    }
+    const lease = this.store.tryAcquire?.(pool.key);
+    if (lease) {
+      this.events.emit(pool.key, 'admitted', 0);
+      return lease;
+    }
+    return this.wait(raw, pool);
+  }
+
+  /** Wait in the pool's queue, leaving it if the client goes away. */
+  private async wait(raw: ServerResponse, pool: ResolvedPool): Promise<Lease> {
+    const abort = new AbortController();
+    const onGone = (): void => {
+      if (!raw.writableFinished) abort.abort();
+    };
+    raw.once('close', onGone);
+    const result = await this.store.acquire(pool.key, {
+      timeoutMs: pool.queueTimeoutMs,
+      maxQueue: pool.maxQueue,
+      signal: abort.signal,
+    });
+    raw.off('close', onGone);
+
+    if (!result.ok) {
+      this.events.emit(
+        pool.key,
+        result.reason === 'closed' ? this.closedOutcome() : result.reason,
+        result.waitedMs,
+      );
+      throw this.rejection(raw, pool, result.reason, result.waitedMs);
+    }
+    this.events.emit(pool.key, 'admitted', result.waitedMs);
+    if (raw.destroyed || raw.writableFinished) {
+      // The client left between the grant and now: give the slot straight back.
+      void result.lease.release();
+      throw new ClientClosedRequestException();
+    }
+    return result.lease;
+  }
+
+  private closedOutcome(): 'unhealthy' | 'shutting_down' {
+    return this.gate.isShuttingDown ? 'shutting_down' : 'unhealthy';
+  }
+
+  private rejection(
+    raw: ServerResponse,
+    pool: ResolvedPool,
+    reason: 'queue_full' | 'timeout' | 'aborted' | 'closed',
+    waitedMs: number,
+  ): Error {
+    switch (reason) {
+      case 'aborted':
+        return new ClientClosedRequestException();
+      case 'timeout':
+        return this.reject(
+          raw,
+          new BalancerQueueTimeoutException(waitedMs / 1000, pool.retryAfter),
+        );
+      case 'queue_full':
+        return this.reject(raw, new BalancerUnavailableException('queue_full', pool.retryAfter));
+      case 'closed': {
+        const why = this.closedOutcome();
+        const retry = why === 'unhealthy' ? this.gate.unhealthyRetryAfter : SHUTDOWN_RETRY_AFTER;
+        return this.reject(raw, new BalancerUnavailableException(why, retry));
+      }
+    }
+  }
+
+  private reject(raw: ServerResponse, error: BalancerRejection): BalancerRejection {
+    if (!raw.headersSent)
+      raw.setHeader('Retry-After', String(Math.max(1, Math.ceil(error.retryAfter))));
+    return error;
+  }
+}
