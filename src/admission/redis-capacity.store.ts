@@ -965,7 +965,9 @@ export class RedisCapacityStore implements CapacityStore {
     const local = await this.local.snapshot(pool);
     return {
       pool,
-      capacity: p.localCap === undefined || p.localCap === null ? null : p.localCap + p.redisHeld,
+      // This worker's share; `active` can be above it for a while when the worker held more
+      // than its share as Redis went away (it admits nothing new until it is below).
+      capacity: this.localShare(p),
       source: 'fallback',
       active: p.slots.size,
       queued: local.queued,
