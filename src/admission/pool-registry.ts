@@ -75,14 +75,18 @@ export class PoolRegistry {
     }
   }
 
+  /**
+   * Let `wrapper` (the function Nest calls and hands to guards as `getHandler()`) find its
+   * original's pool in one lookup on every request.
+   */
+  alias(wrapper: object): void {
+    const pool = this.byHandler.get(unwrapHandler(wrapper));
+    if (pool) this.byHandler.set(wrapper, pool);
+  }
+
   /** Prototype + method name of every watched handler, once each. */
   sites(): HandlerSite[] {
     return [...this.siteList];
-  }
-
-  /** Handler functions of every watched route. */
-  handlers(): object[] {
-    return [...this.byHandler.keys()];
   }
 
   /** Accepts the original function or its admission wrapper. */

@@ -145,6 +145,7 @@ export class BalancerModule extends BalancerConfigurableModule implements NestMo
         (g) => !(g instanceof AdmissionGuard),
       );
       if (this.options.admission === 'guard') {
+        this.registry.alias(fn);
         Reflect.defineMetadata(INTERCEPTORS_METADATA, interceptors, fn);
         Reflect.defineMetadata(GUARDS_METADATA, [...guards, this.guard], fn);
       } else {
