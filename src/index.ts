@@ -1,6 +1,6 @@
 // Public API of nestjs-balancer. Nothing else is exported on purpose.
 export { BalancerModule } from './balancer/balancer.module';
-export { Balanced, type BalancedOptions } from './balancer/balanced.decorator';
+export { Balanced, type BalancedOptions } from './admission/balanced.decorator';
 export {
   BalancerOptions,
   EndpointOptions,
@@ -9,11 +9,11 @@ export {
   StorageOptions,
   UiOptions,
   type BalancerModuleOptions,
-} from './balancer/balancer-options';
-export { BalancerConfigError } from './balancer/balancer-config.error';
-export { loadBalancerConfig } from './balancer/load-balancer-config';
-export { BALANCER_OPTIONS } from './balancer/balancer.constants';
-export type { ResolvedBalancerOptions } from './balancer/resolve-options';
+} from './config/balancer-options';
+export { BalancerConfigError } from './config/balancer-config.error';
+export { loadBalancerConfig } from './config/load-balancer-config';
+export { BALANCER_OPTIONS } from './config/balancer.constants';
+export type { ResolvedBalancerOptions } from './config/resolve-options';
 export {
   BalancerStatsService,
   type BalancerStats,
@@ -36,8 +36,8 @@ export {
   type PoolSnapshot,
   type ProbeLock,
   type StoredProbeResult,
-} from './admission/capacity-store.interface';
-export { MemoryCapacityStore } from './admission/memory-capacity.store';
+} from './storage/capacity-store.interface';
+export { MemoryCapacityStore } from './storage/memory-capacity.store';
 export * from './probe/public';
 export * from './health/public';
 export * from './dashboard/public';

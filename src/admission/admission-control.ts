@@ -1,6 +1,6 @@
 import { ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
-import { PROBE_HEADER } from '../balancer/balancer.constants';
+import { PROBE_HEADER } from '../config/balancer.constants';
 import { AdmissionEvents } from './admission-events';
 import { AdmissionGate } from './admission-gate';
 import {
@@ -9,7 +9,7 @@ import {
   BalancerUnavailableException,
   ClientClosedRequestException,
 } from './admission.exceptions';
-import { CapacityStore, type Lease } from './capacity-store.interface';
+import { CapacityStore, type Lease } from '../storage/capacity-store.interface';
 import { PoolRegistry, type ResolvedPool } from './pool-registry';
 import { ProbeSecret } from './probe-secret';
 

@@ -3,7 +3,7 @@ import { PARAMTYPES_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constan
 import { isObservable } from 'rxjs';
 import { finalize } from 'rxjs/operators';
 import { ClientClosedRequestException } from './admission.exceptions';
-import type { Lease } from './capacity-store.interface';
+import type { Lease } from '../storage/capacity-store.interface';
 import { WRAPPED_ORIGINAL, type HandlerSite } from './pool-registry';
 
 /** Where `AdmissionGuard` leaves the admission of a request (on the request object itself). */

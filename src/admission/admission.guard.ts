@@ -2,7 +2,7 @@ import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import { AdmissionControl, type RawRequest } from './admission-control';
 import { ADMISSION_STATE, releaseAdmission, type AdmissionState } from './admission-handler';
-import type { Lease } from './capacity-store.interface';
+import type { Lease } from '../storage/capacity-store.interface';
 
 interface GuardedRequest extends RawRequest {
   [ADMISSION_STATE]?: AdmissionState;

@@ -2,7 +2,7 @@ import { CallHandler, ExecutionContext, Injectable, NestInterceptor } from '@nes
 import type { ServerResponse } from 'node:http';
 import { finalize, type Observable } from 'rxjs';
 import { AdmissionControl } from './admission-control';
-import type { Lease } from './capacity-store.interface';
+import type { Lease } from '../storage/capacity-store.interface';
 
 /**
  * Admission control for watched routes as an interceptor (`admission: 'interceptor'`; the

@@ -8,9 +8,9 @@ import {
 } from '@nestjs/common';
 import { EventEmitter, once } from 'node:events';
 import { AdmissionGate } from '../admission/admission-gate';
-import { CapacityStore } from '../admission/capacity-store.interface';
-import { BALANCER_OPTIONS } from './balancer.constants';
-import type { ResolvedBalancerOptions } from './resolve-options';
+import { CapacityStore } from '../storage/capacity-store.interface';
+import { BALANCER_OPTIONS } from '../config/balancer.constants';
+import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import { RouteDiscovery } from './route-discovery';
 
 /**

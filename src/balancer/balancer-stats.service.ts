@@ -1,10 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { hostname } from 'node:os';
 import { AdmissionGate } from '../admission/admission-gate';
-import { CapacityStore, type StoredProbeResult } from '../admission/capacity-store.interface';
+import { CapacityStore, type StoredProbeResult } from '../storage/capacity-store.interface';
 import { PoolRegistry, type ResolvedPool } from '../admission/pool-registry';
-import { BALANCER_OPTIONS } from './balancer.constants';
-import type { ResolvedBalancerOptions } from './resolve-options';
+import { BALANCER_OPTIONS } from '../config/balancer.constants';
+import type { ResolvedBalancerOptions } from '../config/resolve-options';
 
 /** One pool in `/balancer/stats` (snake_case, as the seed's JSON). */
 export interface EndpointStats {

@@ -1,6 +1,6 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
-import type { BalancerModuleOptions } from './balancer-options';
-import { BALANCER_RAW_OPTIONS } from './balancer.constants';
+import type { BalancerModuleOptions } from '../config/balancer-options';
+import { BALANCER_RAW_OPTIONS } from '../config/balancer.constants';
 
 export const {
   ConfigurableModuleClass: BalancerConfigurableModule,

@@ -7,8 +7,8 @@ import { AdmissionGate } from '../admission/admission-gate';
 import { wrapHandler } from '../admission/admission-handler';
 import { AdmissionGuard } from '../admission/admission.guard';
 import { AdmissionInterceptor } from '../admission/admission.interceptor';
-import { createCapacityStore } from '../admission/capacity-store.factory';
-import { CapacityStore } from '../admission/capacity-store.interface';
+import { createCapacityStore } from '../storage/capacity-store.factory';
+import { CapacityStore } from '../storage/capacity-store.interface';
 import { PoolRegistry } from '../admission/pool-registry';
 import { ProbeSecret } from '../admission/probe-secret';
 import { BalancerAuthGuard } from '../dashboard/basic-auth.guard';
@@ -26,8 +26,8 @@ import {
   HEALTH_PROVIDERS,
 } from '../health/health.parts';
 import { PROBE_PROVIDERS } from '../probe/probe.parts';
-import type { BalancerModuleOptions } from './balancer-options';
-import { BALANCER_OPTIONS, BALANCER_RAW_OPTIONS } from './balancer.constants';
+import type { BalancerModuleOptions } from '../config/balancer-options';
+import { BALANCER_OPTIONS, BALANCER_RAW_OPTIONS } from '../config/balancer.constants';
 import { BalancerLifecycle } from './balancer-lifecycle.service';
 import {
   BALANCER_ASYNC_OPTIONS_TYPE,
@@ -35,7 +35,7 @@ import {
 } from './balancer.module-definition';
 import { BalancerStatsController } from './balancer-stats.controller';
 import { BalancerStatsService } from './balancer-stats.service';
-import { resolveBalancerOptions, type ResolvedBalancerOptions } from './resolve-options';
+import { resolveBalancerOptions, type ResolvedBalancerOptions } from '../config/resolve-options';
 import { RouteDiscovery } from './route-discovery';
 
 /**

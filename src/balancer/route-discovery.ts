@@ -26,10 +26,10 @@ import {
   type PoolRoute,
   type ResolvedPool,
 } from '../admission/pool-registry';
-import { BALANCED_METADATA, BALANCER_OPTIONS } from './balancer.constants';
-import type { BalancedOptions } from './balanced.decorator';
-import type { EndpointOptions } from './balancer-options';
-import { normalizePath, type ResolvedBalancerOptions } from './resolve-options';
+import { BALANCED_METADATA, BALANCER_OPTIONS } from '../config/balancer.constants';
+import type { BalancedOptions } from '../admission/balanced.decorator';
+import type { EndpointOptions } from '../config/balancer-options';
+import { normalizePath, type ResolvedBalancerOptions } from '../config/resolve-options';
 
 interface DiscoveredRoute extends PoolRoute {
   handler: object;

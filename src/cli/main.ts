@@ -2,10 +2,10 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BalancerConfigError } from '../balancer/balancer-config.error';
+import { BalancerConfigError } from '../config/balancer-config.error';
 import { BenchBalancer, type BenchEvent, type BenchReport } from '../probe/bench-balancer';
 import type { LevelStats, ProbeSettings } from '../probe/probe.types';
-import { BalancerYamlDocument } from '../probe/yaml-writer';
+import { BalancerYamlDocument } from '../config/yaml-writer';
 
 /** Where the CLI writes; tests pass their own. */
 export interface CliIo {

@@ -1,9 +1,9 @@
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { AdmissionEvents, type AdmissionEvent } from '../admission/admission-events';
-import { BALANCER_OPTIONS } from '../balancer/balancer.constants';
+import { BALANCER_OPTIONS } from '../config/balancer.constants';
 import { BalancerStatsService, type BalancerStats } from '../balancer/balancer-stats.service';
-import type { ResolvedBalancerOptions } from '../balancer/resolve-options';
+import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import { loadPromClient, type PromClient } from './prom-client.loader';
 
 /** Queue waits run from instant to the queue timeout (30 s by default, minutes at most). */

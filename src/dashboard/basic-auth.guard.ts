@@ -6,8 +6,8 @@ import {
   UnauthorizedException,
 } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
-import { BALANCER_OPTIONS } from '../balancer/balancer.constants';
-import type { ResolvedBalancerOptions } from '../balancer/resolve-options';
+import { BALANCER_OPTIONS } from '../config/balancer.constants';
+import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import { BASIC_CHALLENGE, checkBasicAuth } from './basic-auth';
 
 /** Basic auth on the balancer's own routes when `ui.username`/`ui.password` are set. */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, relative, sep } from 'node:path';
-import { BALANCER_ROUTE_PREFIX } from '../balancer/balancer.constants';
+import { BALANCER_ROUTE_PREFIX } from '../config/balancer.constants';
 
 /**
  * The built client (`npm run build:client`). Resolved from this file, never from `cwd`:

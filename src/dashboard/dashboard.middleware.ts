@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, NestMiddleware } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { BALANCER_OPTIONS } from '../balancer/balancer.constants';
-import type { ResolvedBalancerOptions } from '../balancer/resolve-options';
+import { BALANCER_OPTIONS } from '../config/balancer.constants';
+import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import { BASIC_CHALLENGE, checkBasicAuth } from './basic-auth';
 import {
   clientConfig,

@@ -1,6 +1,6 @@
 import { Logger, RequestMethod } from '@nestjs/common';
 import type { DynamicModule, MiddlewareConsumer, Provider, Type } from '@nestjs/common';
-import type { ResolvedBalancerOptions } from '../balancer/resolve-options';
+import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import {
   BalancerHistoryController,
   BalancerMetricsController,

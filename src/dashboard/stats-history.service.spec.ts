@@ -3,7 +3,7 @@ import type {
   BalancerStatsService,
   EndpointStats,
 } from '../balancer/balancer-stats.service';
-import type { ResolvedBalancerOptions } from '../balancer/resolve-options';
+import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import { StatsHistory } from './stats-history.service';
 
 function stats(active: number): BalancerStats {

@@ -5,9 +5,9 @@ import {
   OnApplicationBootstrap,
   OnApplicationShutdown,
 } from '@nestjs/common';
-import { BALANCER_OPTIONS } from '../balancer/balancer.constants';
+import { BALANCER_OPTIONS } from '../config/balancer.constants';
 import { BalancerStatsService } from '../balancer/balancer-stats.service';
-import type { ResolvedBalancerOptions } from '../balancer/resolve-options';
+import type { ResolvedBalancerOptions } from '../config/resolve-options';
 
 /** Columns of one pool's history (uPlot's data layout: one array per series, aligned). */
 export interface PoolHistory {

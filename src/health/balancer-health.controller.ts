@@ -1,6 +1,6 @@
 import { Controller, Get } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, type HealthCheckResult } from '@nestjs/terminus';
-import { BALANCER_ROUTE_PREFIX } from '../balancer/balancer.constants';
+import { BALANCER_ROUTE_PREFIX } from '../config/balancer.constants';
 import { BalancerHealthIndicator } from './balancer-health.indicator';
 
 /**

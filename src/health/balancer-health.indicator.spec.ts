@@ -1,6 +1,6 @@
 import { HealthIndicatorService } from '@nestjs/terminus';
 import { AdmissionGate } from '../admission/admission-gate';
-import { MemoryCapacityStore } from '../admission/memory-capacity.store';
+import { MemoryCapacityStore } from '../storage/memory-capacity.store';
 import { PoolRegistry, type ResolvedPool } from '../admission/pool-registry';
 import { BalancerHealthIndicator } from './balancer-health.indicator';
 

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
 import { AdmissionGate } from '../admission/admission-gate';
-import { CapacityStore, type PoolSnapshot } from '../admission/capacity-store.interface';
+import { CapacityStore, type PoolSnapshot } from '../storage/capacity-store.interface';
 import { PoolRegistry } from '../admission/pool-registry';
 
 /** The most important reason first: `shutting_down` > `unhealthy` > `store_unreachable` > `probing`. */

@@ -12,8 +12,8 @@ import { HealthCheckService } from '@nestjs/terminus';
 import type { Server } from 'node:http';
 import { AdmissionGate } from '../admission/admission-gate';
 import { ProbeSecret } from '../admission/probe-secret';
-import { BALANCER_OPTIONS, PROBE_HEADER } from '../balancer/balancer.constants';
-import type { ResolvedBalancerOptions } from '../balancer/resolve-options';
+import { BALANCER_OPTIONS, PROBE_HEADER } from '../config/balancer.constants';
+import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import { HealthFlapGuard } from './health-flap-guard';
 import { httpHealthCheck, type HttpCheckResult } from './http-health-check';
 

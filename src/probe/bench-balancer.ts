@@ -1,12 +1,12 @@
 import { Logger } from '@nestjs/common';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import type { BalancerOptions, EndpointOptions } from '../balancer/balancer-options';
-import { resolveBalancerOptions } from '../balancer/resolve-options';
-import { readBalancerYaml } from '../balancer/yaml-config.loader';
+import type { BalancerOptions, EndpointOptions } from '../config/balancer-options';
+import { resolveBalancerOptions } from '../config/resolve-options';
+import { readBalancerYaml } from '../config/yaml-config.loader';
 import { ProbeError, ProbeNoPathError } from './probe.errors';
 import { ProbeService } from './probe.service';
 import type { LevelStats, ProbeResult, ProbeSettings } from './probe.types';
-import { BalancerYamlDocument } from './yaml-writer';
+import { BalancerYamlDocument } from '../config/yaml-writer';
 
 /** Progress of a `BenchBalancer` run, for a progress display. */
 export type BenchEvent =

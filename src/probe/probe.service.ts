@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
-import { DEFAULTS } from '../balancer/resolve-options';
+import { DEFAULTS } from '../config/resolve-options';
 import { searchCapacity, type LevelVerdict } from './capacity-search';
 import {
   createPool,

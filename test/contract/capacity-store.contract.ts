@@ -2,7 +2,7 @@ import type {
   AcquireResult,
   CapacityStore,
   Lease,
-} from '../../src/admission/capacity-store.interface';
+} from '../../src/storage/capacity-store.interface';
 import { waitFor } from '../harness/wait-for';
 
 /**

@@ -1,4 +1,4 @@
-import { MemoryCapacityStore } from '../../src/admission/memory-capacity.store';
+import { MemoryCapacityStore } from '../../src/storage/memory-capacity.store';
 import { runCapacityStoreContract } from './capacity-store.contract';
 
 describe('MemoryCapacityStore contract', () => {

@@ -1,4 +1,4 @@
-import { RedisCapacityStore } from '../../src/admission/redis-capacity.store';
+import { RedisCapacityStore } from '../../src/storage/redis-capacity.store';
 import { sharedRedis, uniquePrefix } from '../harness/redis';
 import { runCapacityStoreContract } from './capacity-store.contract';
 

@@ -1,7 +1,7 @@
 import { Controller, Module, Post, type Type } from '@nestjs/common';
 import Redis from 'ioredis';
 import { Balanced, BalancerModule, CapacityStore, type StorageOptions } from '../../src';
-import { RedisCapacityStore } from '../../src/admission/redis-capacity.store';
+import { RedisCapacityStore } from '../../src/storage/redis-capacity.store';
 import { PLATFORMS } from '../harness/platforms';
 import { sharedRedis, uniquePrefix } from '../harness/redis';
 import { WorkLatch, startHealthApp, waitFor, within, type HealthApp } from './health-fixtures';

@@ -8,7 +8,7 @@ import {
   type BalancerOptions,
 } from '../../src';
 import { SimulatedModel } from '../../examples/simulated-model';
-import { PROBE_HEADER } from '../../src/balancer/balancer.constants';
+import { PROBE_HEADER } from '../../src/config/balancer.constants';
 import { PREDICT_BODY, startModelApp, type ModelApp } from '../fixtures/model-app';
 import { PLATFORMS, startApp } from '../harness/platforms';
 import { poolStats, waitFor } from '../harness/wait-for';

@@ -1,6 +1,6 @@
 import { Cluster } from 'ioredis';
-import type { Lease } from '../../src/admission/capacity-store.interface';
-import { RedisCapacityStore } from '../../src/admission/redis-capacity.store';
+import type { Lease } from '../../src/storage/capacity-store.interface';
+import { RedisCapacityStore } from '../../src/storage/redis-capacity.store';
 import { RedisServer, uniquePrefix } from '../harness/redis';
 import { waitFor } from '../harness/wait-for';
 

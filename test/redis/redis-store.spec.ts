@@ -1,9 +1,6 @@
 import Redis from 'ioredis';
-import type { CapacityStore, Lease } from '../../src/admission/capacity-store.interface';
-import {
-  RedisCapacityStore,
-  type RedisStoreTuning,
-} from '../../src/admission/redis-capacity.store';
+import type { CapacityStore, Lease } from '../../src/storage/capacity-store.interface';
+import { RedisCapacityStore, type RedisStoreTuning } from '../../src/storage/redis-capacity.store';
 import { freePort, RedisServer, uniquePrefix } from '../harness/redis';
 import { waitFor } from '../harness/wait-for';
 

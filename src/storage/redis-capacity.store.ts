@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { ResolvedBalancerOptions } from '../balancer/resolve-options';
+import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import type {
   AcquireOptions,
   AcquireResult,

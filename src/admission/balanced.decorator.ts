@@ -1,6 +1,6 @@
 import { SetMetadata } from '@nestjs/common';
-import { BALANCED_METADATA } from './balancer.constants';
-import type { EndpointOptions, EndpointProbeOptions } from './balancer-options';
+import { BALANCED_METADATA } from '../config/balancer.constants';
+import type { EndpointOptions, EndpointProbeOptions } from '../config/balancer-options';
 
 /** Settings for `@Balanced()`; options' `endpoints[path]` win over these. */
 export interface BalancedOptions extends Pick<

@@ -1,4 +1,4 @@
-import type { ResolvedBalancerOptions } from '../balancer/resolve-options';
+import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import type { CapacityStore } from './capacity-store.interface';
 import { MemoryCapacityStore } from './memory-capacity.store';
 
