@@ -23,6 +23,11 @@ export { AdmissionInterceptor } from './admission/admission.interceptor';
 export { AdmissionGuard } from './admission/admission.guard';
 export { AdmissionGate } from './admission/admission-gate';
 export {
+  BalancerPoolNotFoundError,
+  BalancerService,
+  type BalancerRunOptions,
+} from './admission/balancer.service';
+export {
   BalancerQueueTimeoutException,
   BalancerRejection,
   BalancerUnavailableException,

@@ -14,7 +14,7 @@ import { PoolRegistry, type ResolvedPool } from './pool-registry';
 import { ProbeSecret } from './probe-secret';
 
 /** `Retry-After` seconds while shutting down: long enough for a load balancer to move on. */
-const SHUTDOWN_RETRY_AFTER = 5;
+export const SHUTDOWN_RETRY_AFTER = 5;
 
 export interface RawRequest {
   headers: Record<string, string | string[] | undefined>;

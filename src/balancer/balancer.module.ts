@@ -7,6 +7,7 @@ import { AdmissionGate } from '../admission/admission-gate';
 import { wrapHandler } from '../admission/admission-handler';
 import { AdmissionGuard } from '../admission/admission.guard';
 import { AdmissionInterceptor } from '../admission/admission.interceptor';
+import { BalancerService } from '../admission/balancer.service';
 import { createCapacityStore } from '../storage/capacity-store.factory';
 import { CapacityStore } from '../storage/capacity-store.interface';
 import { PoolRegistry } from '../admission/pool-registry';
@@ -74,6 +75,7 @@ import { RouteDiscovery } from './route-discovery';
     AdmissionControl,
     AdmissionInterceptor,
     AdmissionGuard,
+    BalancerService,
     ...PROBE_PROVIDERS,
     ...HEALTH_PROVIDERS,
     ...DASHBOARD_PROVIDERS,
@@ -85,6 +87,7 @@ import { RouteDiscovery } from './route-discovery';
     AdmissionControl,
     AdmissionInterceptor,
     AdmissionGuard,
+    BalancerService,
     BalancerStatsService,
     PoolRegistry,
     ...HEALTH_EXPORTS,
