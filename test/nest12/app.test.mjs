@@ -1,0 +1,175 @@
+// The Nest 12 leg's app and tests. run.mjs copies this file into a fresh project where the packed
+// nestjs-balancer is installed beside Nest 12, and runs it with `node --test` (Jest cannot load
+// ESM-only Nest). Plain JavaScript, so decorators are applied by hand with Reflect.decorate.
+/* global fetch */
+import 'reflect-metadata';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Controller, Get, Module, Query } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { Balanced, BalancerModule, BalancerService } from 'nestjs-balancer';
+
+/** A promise the test resolves by hand. */
+function latch() {
+  let open;
+  const promise = new Promise((resolve) => (open = resolve));
+  return { promise, open };
+}
+
+/** The work behind the routes: counts what runs at once and in which order it started. */
+const model = {
+  reset() {
+    this.all = latch();
+    this.each = new Map();
+    this.inFlight = 0;
+    this.peak = 0;
+    this.started = [];
+  },
+  async generate(id) {
+    this.started.push(id);
+    this.peak = Math.max(this.peak, ++this.inFlight);
+    const own = latch();
+    this.each.set(id, own);
+    await Promise.race([this.all.promise, own.promise]);
+    this.inFlight--;
+    return { id };
+  },
+};
+model.reset();
+
+class WorkController {
+  work(id) {
+    return model.generate(id);
+  }
+  short(id) {
+    return model.generate(id);
+  }
+}
+function method(cls, name, ...decorators) {
+  const descriptor = Object.getOwnPropertyDescriptor(cls.prototype, name);
+  Object.defineProperty(
+    cls.prototype,
+    name,
+    Reflect.decorate(decorators, cls.prototype, name, descriptor),
+  );
+}
+Query('id')(WorkController.prototype, 'work', 0);
+Query('id')(WorkController.prototype, 'short', 0);
+method(WorkController, 'work', Get('work'), Balanced({ capacity: 2 }));
+method(WorkController, 'short', Get('short'), Balanced({ capacity: 1, queueTimeout: 0.2 }));
+const AppController = Reflect.decorate([Controller()], WorkController);
+const AppModule = Reflect.decorate(
+  [
+    Module({
+      imports: [BalancerModule.forRoot({ healthEndpoint: false, logger: false })],
+      controllers: [AppController],
+    }),
+  ],
+  class AppModule {},
+);
+
+let app;
+let url;
+const get = (path, id) => fetch(`${url}/${path}?id=${id}`);
+const stats = async (pool) => (await (await fetch(`${url}/balancer/stats`)).json()).endpoints[pool];
+async function until(condition, what) {
+  const deadline = Date.now() + 10_000;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10); // polling: the queue has no event to await from outside
+  }
+}
+const arrived = (pool, n) =>
+  until(async () => {
+    const s = await stats(pool);
+    return s.active_requests + s.queued === n;
+  }, `${n} requests in ${pool}`);
+
+describe('nestjs-balancer on Nest 12', { timeout: 60_000 }, () => {
+  before(async () => {
+    app = await NestFactory.create(AppModule, { logger: false });
+    await app.listen(0, '127.0.0.1');
+    url = `http://127.0.0.1:${app.getHttpServer().address().port}`;
+  });
+  after(async () => {
+    model.all.open();
+    await app?.close();
+  });
+  beforeEach(() => model.reset());
+
+  it('runs on Nest 12, one copy shared with the CommonJS build', () => {
+    const here = createRequire(import.meta.url);
+    assert.match(here('@nestjs/core/package.json').version, /^12\./);
+    const fromPackage = createRequire(here.resolve('nestjs-balancer'));
+    assert.equal(fromPackage.resolve('@nestjs/core'), here.resolve('@nestjs/core'));
+  });
+
+  it('holds the cap: 8 requests at once, never more than 2 inside', async () => {
+    const before = await stats('/work');
+    const pending = Array.from({ length: 8 }, (_, i) => get('work', i));
+    await arrived('/work', 8);
+    const held = await stats('/work');
+    assert.equal(held.active_requests, 2);
+    assert.equal(held.queued, 6);
+    model.all.open();
+    const statuses = (await Promise.all(pending)).map((r) => r.status);
+    assert.deepEqual(statuses, Array(8).fill(200));
+    assert.equal(model.peak, 2);
+    const done = await stats('/work');
+    assert.equal(done.admitted - before.admitted, 8);
+    assert.equal(done.active_requests, 0);
+  });
+
+  it('serves the queue in arrival order', async () => {
+    const pending = [];
+    for (let i = 0; i < 6; i++) {
+      pending.push(get('work', i));
+      await arrived('/work', i + 1);
+    }
+    // Finish one at a time: each release admits exactly the head of the queue.
+    for (let done = 0; done < 4; done++) {
+      model.each.get(model.started[done]).open();
+      await until(() => model.started.length === done + 3, `request ${done + 3} to start`);
+    }
+    assert.deepEqual(model.started.slice(2), ['2', '3', '4', '5']);
+    model.all.open();
+    await Promise.all(pending);
+  });
+
+  it('answers 504 with Retry-After once the queue wait passes queueTimeout', async () => {
+    const before = await stats('/short');
+    const holder = get('short', 'holder');
+    await arrived('/short', 1);
+    const late = await get('short', 'late');
+    assert.equal(late.status, 504);
+    assert.equal(late.headers.get('retry-after'), '1');
+    assert.equal((await late.json()).reason, 'queue_timeout');
+    assert.deepEqual(model.started, ['holder']);
+    model.all.open();
+    assert.equal((await holder).status, 200);
+    assert.equal((await stats('/short')).timed_out - before.timed_out, 1);
+  });
+
+  it('reports the pools in /balancer/stats', async () => {
+    const s = await stats('/work');
+    assert.equal(s.capacity, 2);
+    assert.equal(s.capacity_source, 'manual');
+    assert.deepEqual(s.routes, ['GET /work']);
+    assert.equal(s.queue_timeout, 30);
+  });
+
+  it('lets BalancerService.run share the cap with the route', async () => {
+    const balancer = app.get(BalancerService);
+    const http = [get('work', 'a'), get('work', 'b')];
+    await arrived('/work', 2);
+    const run = balancer.run('/work', () => model.generate('run'));
+    await arrived('/work', 3);
+    assert.deepEqual(model.started, ['a', 'b']);
+    model.all.open();
+    assert.deepEqual(await run, { id: 'run' });
+    await Promise.all(http);
+    assert.equal(model.peak, 2);
+  });
+});
