@@ -5,7 +5,7 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Controller, Get, Module, Query } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -21,6 +21,7 @@ function latch() {
 /** The work behind the routes: counts what runs at once and in which order it started. */
 const model = {
   reset() {
+    this.all?.open(); // whatever a failed test left waiting finishes, so the app can close
     this.all = latch();
     this.each = new Map();
     this.inFlight = 0;
@@ -98,6 +99,11 @@ describe('nestjs-balancer on Nest 12', { timeout: 60_000 }, () => {
     await app?.close();
   });
   beforeEach(() => model.reset());
+  afterEach(async () => {
+    model.all.open();
+    await arrived('/work', 0);
+    await arrived('/short', 0);
+  });
 
   it('runs on Nest 12, one copy shared with the CommonJS build', () => {
     const here = createRequire(import.meta.url);
