@@ -9,6 +9,8 @@ import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Controller, Get, Module, Query } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Balanced, BalancerModule, BalancerService } from 'nestjs-balancer';
 
 /** A promise the test resolves by hand. */
@@ -88,94 +90,98 @@ const arrived = (pool, n) =>
     return s.active_requests + s.queued === n;
   }, `${n} requests in ${pool}`);
 
-describe('nestjs-balancer on Nest 12', { timeout: 60_000 }, () => {
-  before(async () => {
-    app = await NestFactory.create(AppModule, { logger: false });
-    await app.listen(0, '127.0.0.1');
-    url = `http://127.0.0.1:${app.getHttpServer().address().port}`;
-  });
-  after(async () => {
-    model.all.open();
-    await app?.close();
-  });
-  beforeEach(() => model.reset());
-  afterEach(async () => {
-    model.all.open();
-    await arrived('/work', 0);
-    await arrived('/short', 0);
-  });
-
-  it('runs on Nest 12, one copy shared with the CommonJS build', () => {
-    const here = createRequire(import.meta.url);
-    assert.match(here('@nestjs/core/package.json').version, /^12\./);
-    const fromPackage = createRequire(here.resolve('nestjs-balancer'));
-    assert.equal(fromPackage.resolve('@nestjs/core'), here.resolve('@nestjs/core'));
-  });
-
-  it('holds the cap: 8 requests at once, never more than 2 inside', async () => {
-    const before = await stats('/work');
-    const pending = Array.from({ length: 8 }, (_, i) => get('work', i));
-    await arrived('/work', 8);
-    const held = await stats('/work');
-    assert.equal(held.active_requests, 2);
-    assert.equal(held.queued, 6);
-    model.all.open();
-    const statuses = (await Promise.all(pending)).map((r) => r.status);
-    assert.deepEqual(statuses, Array(8).fill(200));
-    assert.equal(model.peak, 2);
-    const done = await stats('/work');
-    assert.equal(done.admitted - before.admitted, 8);
-    assert.equal(done.active_requests, 0);
-  });
-
-  it('serves the queue in arrival order', async () => {
-    const pending = [];
-    for (let i = 0; i < 6; i++) {
-      pending.push(get('work', i));
-      await arrived('/work', i + 1);
-    }
-    // Finish one at a time: each release admits exactly the head of the queue.
-    for (let done = 0; done < 4; done++) {
-      model.each.get(model.started[done]).open();
-      await until(() => model.started.length === done + 3, `request ${done + 3} to start`);
-    }
-    assert.deepEqual(model.started.slice(2), ['2', '3', '4', '5']);
-    model.all.open();
-    await Promise.all(pending);
-  });
-
-  it('answers 504 with Retry-After once the queue wait passes queueTimeout', async () => {
-    const before = await stats('/short');
-    const holder = get('short', 'holder');
-    await arrived('/short', 1);
-    const late = await get('short', 'late');
-    assert.equal(late.status, 504);
-    assert.equal(late.headers.get('retry-after'), '1');
-    assert.equal((await late.json()).reason, 'queue_timeout');
-    assert.deepEqual(model.started, ['holder']);
-    model.all.open();
-    assert.equal((await holder).status, 200);
-    assert.equal((await stats('/short')).timed_out - before.timed_out, 1);
-  });
-
-  it('reports the pools in /balancer/stats', async () => {
-    const s = await stats('/work');
-    assert.equal(s.capacity, 2);
-    assert.equal(s.capacity_source, 'manual');
-    assert.deepEqual(s.routes, ['GET /work']);
-    assert.equal(s.queue_timeout, 30);
-  });
-
-  it('lets BalancerService.run share the cap with the route', async () => {
-    const balancer = app.get(BalancerService);
-    const http = [get('work', 'a'), get('work', 'b')];
-    await arrived('/work', 2);
-    const run = balancer.run('/work', () => model.generate('run'));
-    await arrived('/work', 3);
-    assert.deepEqual(model.started, ['a', 'b']);
-    model.all.open();
-    assert.deepEqual(await run, { id: 'run' });
-    await Promise.all(http);
-    assert.equal(model.peak, 2);
-  });
+it('runs on Nest 12, one copy shared with the CommonJS build', () => {
+  const here = createRequire(import.meta.url);
+  assert.match(here('@nestjs/core/package.json').version, /^12\./);
+  const fromPackage = createRequire(here.resolve('nestjs-balancer'));
+  assert.equal(fromPackage.resolve('@nestjs/core'), here.resolve('@nestjs/core'));
 });
+
+const ADAPTERS = { express: () => new ExpressAdapter(), fastify: () => new FastifyAdapter() };
+
+for (const [platform, adapter] of Object.entries(ADAPTERS)) {
+  describe(`nestjs-balancer on Nest 12 (${platform})`, { timeout: 60_000 }, () => {
+    before(async () => {
+      app = await NestFactory.create(AppModule, adapter(), { logger: false });
+      await app.listen(0, '127.0.0.1');
+      url = `http://127.0.0.1:${app.getHttpServer().address().port}`;
+    });
+    after(async () => {
+      model.all.open();
+      await app?.close();
+    });
+    beforeEach(() => model.reset());
+    afterEach(async () => {
+      model.all.open();
+      await arrived('/work', 0);
+      await arrived('/short', 0);
+    });
+
+    it('holds the cap: 8 requests at once, never more than 2 inside', async () => {
+      const before = await stats('/work');
+      const pending = Array.from({ length: 8 }, (_, i) => get('work', i));
+      await arrived('/work', 8);
+      const held = await stats('/work');
+      assert.equal(held.active_requests, 2);
+      assert.equal(held.queued, 6);
+      model.all.open();
+      const statuses = (await Promise.all(pending)).map((r) => r.status);
+      assert.deepEqual(statuses, Array(8).fill(200));
+      assert.equal(model.peak, 2);
+      const done = await stats('/work');
+      assert.equal(done.admitted - before.admitted, 8);
+      assert.equal(done.active_requests, 0);
+    });
+
+    it('serves the queue in arrival order', async () => {
+      const pending = [];
+      for (let i = 0; i < 6; i++) {
+        pending.push(get('work', i));
+        await arrived('/work', i + 1);
+      }
+      // Finish one at a time: each release admits exactly the head of the queue.
+      for (let done = 0; done < 4; done++) {
+        model.each.get(model.started[done]).open();
+        await until(() => model.started.length === done + 3, `request ${done + 3} to start`);
+      }
+      assert.deepEqual(model.started.slice(2), ['2', '3', '4', '5']);
+      model.all.open();
+      await Promise.all(pending);
+    });
+
+    it('answers 504 with Retry-After once the queue wait passes queueTimeout', async () => {
+      const before = await stats('/short');
+      const holder = get('short', 'holder');
+      await arrived('/short', 1);
+      const late = await get('short', 'late');
+      assert.equal(late.status, 504);
+      assert.equal(late.headers.get('retry-after'), '1');
+      assert.equal((await late.json()).reason, 'queue_timeout');
+      assert.deepEqual(model.started, ['holder']);
+      model.all.open();
+      assert.equal((await holder).status, 200);
+      assert.equal((await stats('/short')).timed_out - before.timed_out, 1);
+    });
+
+    it('reports the pools in /balancer/stats', async () => {
+      const s = await stats('/work');
+      assert.equal(s.capacity, 2);
+      assert.equal(s.capacity_source, 'manual');
+      assert.deepEqual(s.routes, ['GET /work']);
+      assert.equal(s.queue_timeout, 30);
+    });
+
+    it('lets BalancerService.run share the cap with the route', async () => {
+      const balancer = app.get(BalancerService);
+      const http = [get('work', 'a'), get('work', 'b')];
+      await arrived('/work', 2);
+      const run = balancer.run('/work', () => model.generate('run'));
+      await arrived('/work', 3);
+      assert.deepEqual(model.started, ['a', 'b']);
+      model.all.open();
+      assert.deepEqual(await run, { id: 'run' });
+      await Promise.all(http);
+      assert.equal(model.peak, 2);
+    });
+  });
+}

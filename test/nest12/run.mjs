@@ -20,13 +20,14 @@ import { performance } from 'node:perf_hooks';
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
 /**
- * What the leg needs beside the tarball: Nest 12, its HTTP adapter and our required peers, plus
- * the optional @nestjs/schedule so its Nest 12 major is checked against our peer range too.
+ * What the leg needs beside the tarball: Nest 12, both HTTP adapters and our required peers,
+ * plus the optional @nestjs/schedule so its Nest 12 major is checked against our range too.
  */
 const NEST12 = [
   '@nestjs/common@^12.0.0',
   '@nestjs/core@^12.0.0',
   '@nestjs/platform-express@^12.0.0',
+  '@nestjs/platform-fastify@^12.0.0',
   '@nestjs/terminus@^12.0.0',
   '@nestjs/schedule@^12.0.0',
   'reflect-metadata@^0.2.0',
@@ -103,6 +104,7 @@ try {
     JSON.parse(readFileSync(join(dir, 'node_modules', name, 'package.json'), 'utf8')).version;
   log(
     `installed ${packed.filename} with @nestjs/core ${version('@nestjs/core')}, ` +
+      `@nestjs/platform-fastify ${version('@nestjs/platform-fastify')}, ` +
       `@nestjs/terminus ${version('@nestjs/terminus')}, ` +
       `@nestjs/schedule ${version('@nestjs/schedule')} on Node ${process.versions.node}`,
   );
