@@ -26,7 +26,7 @@ import { fmtMs, markdownTable } from './lib/table';
  * Loads: `closed` (clients x K closed-loop clients) and `open` (rate x K/S Poisson arrivals per
  * second) per scenario, interleaved; `low` (K/4 clients per scenario, every request to the next
  * scenario in turn: added latency). Results: bench/results/overload-latest.{md,json}.
- * docs-drafts/performance.md (README "Performance") explains how to read them.
+ * docs/performance.md explains how to read them.
  */
 
 export type ScenarioName = 'plain' | 'memory' | 'manual' | 'redis' | 'haproxy';
