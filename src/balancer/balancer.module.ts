@@ -180,9 +180,6 @@ function withRoutes(definition: DynamicModule, routes: BalancerRoutes): DynamicM
   return {
     ...definition,
     controllers: [...(definition.controllers ?? []), ...balancerControllers(routes)],
-    providers: [
-      ...(definition.providers ?? []),
-      { provide: BALANCER_ROUTES, useValue: routes },
-    ],
+    providers: [...(definition.providers ?? []), { provide: BALANCER_ROUTES, useValue: routes }],
   };
 }
