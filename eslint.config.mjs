@@ -54,7 +54,7 @@ export default tseslint.config(
           message: 'Do not commit .only: it skips every other test.',
         },
         {
-          selector: "CallExpression[callee.name=/^(fdescribe|fit|ftest)$/]",
+          selector: 'CallExpression[callee.name=/^(fdescribe|fit|ftest)$/]',
           message: 'Do not commit focused tests: they skip every other test.',
         },
       ],
