@@ -35,6 +35,32 @@ export default tseslint.config(
     },
   },
   {
+    // A committed `.only` silently skips the rest of the suite in CI.
+    files: ['src/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts'],
+    rules: {
+      'no-restricted-properties': [
+        'error',
+        ...['describe', 'it', 'test'].map((object) => ({
+          object,
+          property: 'only',
+          message: 'Do not commit .only: it skips every other test.',
+        })),
+      ],
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector:
+            "CallExpression[callee.type='MemberExpression'][callee.property.name='only'][callee.object.type='CallExpression'][callee.object.callee.property.name='each']",
+          message: 'Do not commit .only: it skips every other test.',
+        },
+        {
+          selector: 'CallExpression[callee.name=/^(fdescribe|fit|ftest)$/]',
+          message: 'Do not commit focused tests: they skip every other test.',
+        },
+      ],
+    },
+  },
+  {
     files: ['client/**/*.ts'],
     languageOptions: {
       globals: {

@@ -5,14 +5,16 @@ export {
   BalancerOptions,
   EndpointOptions,
   EndpointProbeOptions,
+  MetricsOptions,
   ProbeTuningOptions,
   StorageOptions,
   UiOptions,
   type BalancerModuleOptions,
+  type MetricsRegistry,
 } from './config/balancer-options';
 export { BalancerConfigError } from './config/balancer-config.error';
 export { loadBalancerConfig } from './config/load-balancer-config';
-export { BALANCER_OPTIONS } from './config/balancer.constants';
+export { BALANCER_OPTIONS, BALANCER_ROUTE_METADATA } from './config/balancer.constants';
 export type { ResolvedBalancerOptions } from './config/resolve-options';
 export {
   BalancerStatsService,

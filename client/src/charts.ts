@@ -39,14 +39,44 @@ function palette(): Palette {
   };
 }
 
+const TICK = 4;
+/** uPlot's default gap between a tick and its label. */
+const GAP = 5;
+
 function axis(p: Palette, extra: uPlot.Axis = {}): uPlot.Axis {
   return {
     stroke: p.muted,
     font: p.font,
     labelFont: p.font,
     grid: { stroke: p.grid, width: 1 },
-    ticks: { stroke: p.grid, width: 1, size: 4 },
+    ticks: { stroke: p.grid, width: 1, size: TICK },
+    gap: GAP,
     ...extra,
+  };
+}
+
+let measurer: CanvasRenderingContext2D | null | undefined;
+
+/** Width in CSS pixels of `text` drawn in `font` (the axes' canvas font). */
+export function textWidth(font: string, text: string): number {
+  if (measurer === undefined) measurer = document.createElement('canvas').getContext('2d');
+  if (!measurer) return text.length * 7;
+  measurer.font = font;
+  return measurer.measureText(text).width;
+}
+
+/**
+ * The size of a vertical axis that holds its widest label ("1,500 ms", "2,300/s"): uPlot's
+ * fixed sizes clip long labels at the canvas edge. uPlot calls this again after the plot
+ * resized (`cycle` > 1); answering the previous size then lets the layout settle.
+ */
+function fitLabels(font: string, min = 0): uPlot.Axis.Size {
+  let last = min;
+  return (_u, values, _axis, cycle) => {
+    if (cycle > 1) return last;
+    const widest = Math.max(0, ...(values ?? []).map((v) => textWidth(font, v ?? '')));
+    last = Math.max(min, Math.ceil(TICK + GAP + widest + 3));
+    return last;
   };
 }
 
@@ -121,10 +151,12 @@ export class HistoryChart {
     if (width <= 0) return;
     const p = palette();
     const [from, to] = this.window;
+    // Time labels are centred on their tick: the first and last need half a label of room.
+    const halfClock = Math.ceil(textWidth(p.font, clock(to)) / 2) + 2;
     const opts: uPlot.Options = {
       width,
       height: HISTORY_HEIGHT,
-      padding: [10, 18, 0, 0],
+      padding: [10, halfClock, 0, 0],
       cursor: { drag: { x: false, y: false, setScale: false }, points: { size: 6 } },
       legend: { show: true, live: true },
       scales: {
@@ -134,9 +166,9 @@ export class HistoryChart {
       axes: [
         axis(p, { space: 70, size: 34, values: (_u, ticks) => ticks.map((v) => clock(v)) }),
         axis(p, {
-          size: 36,
+          size: fitLabels(p.font, halfClock),
           space: 28,
-          values: (_u, ticks) => ticks.map((v) => (Number.isInteger(v) ? String(v) : '')),
+          values: (_u, ticks) => ticks.map((v) => (Number.isInteger(v) ? fmtNum(v) : '')),
         }),
       ],
       series: [
@@ -213,6 +245,8 @@ export class ProbeChart {
     const log = xs.length > 2 && xs[0] >= 1 && xs[xs.length - 1] / xs[0] >= 8;
     const chosen = this.chosen;
     const budget = r.latencyThresholdMs;
+    // Concurrency labels are centred on their tick: the side axes leave room for half of one.
+    const halfX = Math.ceil(textWidth(p.font, String(xs[xs.length - 1] ?? 0)) / 2) + 2;
     const marks: uPlot.Plugin = {
       hooks: {
         draw: [
@@ -277,11 +311,15 @@ export class ProbeChart {
       },
       axes: [
         axis(p, { label: 'concurrency', labelSize: 16, labelGap: 0, size: 34, space: 34 }),
-        axis(p, { scale: 'ms', size: 52, values: (_u, ticks) => ticks.map((v) => fmtMs(v)) }),
+        axis(p, {
+          scale: 'ms',
+          size: fitLabels(p.font, halfX),
+          values: (_u, ticks) => ticks.map((v) => fmtMs(v)),
+        }),
         axis(p, {
           scale: 'rps',
           side: 1,
-          size: 52,
+          size: fitLabels(p.font, halfX),
           grid: { show: false },
           values: (_u, ticks) => ticks.map((v) => `${fmtNum(v)}/s`),
         }),

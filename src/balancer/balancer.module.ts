@@ -15,26 +15,30 @@ import { ProbeSecret } from '../admission/probe-secret';
 import { BalancerAuthGuard } from '../dashboard/basic-auth.guard';
 import {
   configureDashboard,
-  DASHBOARD_CONTROLLERS,
   DASHBOARD_EXPORTS,
   DASHBOARD_IMPORTS,
   DASHBOARD_PROVIDERS,
 } from '../dashboard/dashboard.parts';
-import {
-  HEALTH_CONTROLLERS,
-  HEALTH_EXPORTS,
-  HEALTH_IMPORTS,
-  HEALTH_PROVIDERS,
-} from '../health/health.parts';
+import { HEALTH_EXPORTS, HEALTH_IMPORTS, HEALTH_PROVIDERS } from '../health/health.parts';
 import { PROBE_PROVIDERS } from '../probe/probe.parts';
 import type { BalancerModuleOptions } from '../config/balancer-options';
-import { BALANCER_OPTIONS, BALANCER_RAW_OPTIONS } from '../config/balancer.constants';
+import {
+  BALANCER_OPTIONS,
+  BALANCER_RAW_OPTIONS,
+  BALANCER_ROUTES,
+} from '../config/balancer.constants';
 import { BalancerLifecycle } from './balancer-lifecycle.service';
 import {
   BALANCER_ASYNC_OPTIONS_TYPE,
   BalancerConfigurableModule,
 } from './balancer.module-definition';
-import { BalancerStatsController } from './balancer-stats.controller';
+import {
+  asyncRoutes,
+  balancerControllers,
+  checkRoutes,
+  syncRoutes,
+  type BalancerRoutes,
+} from './balancer-routes';
 import { BalancerStatsService } from './balancer-stats.service';
 import { resolveBalancerOptions, type ResolvedBalancerOptions } from '../config/resolve-options';
 import { RouteDiscovery } from './route-discovery';
@@ -52,12 +56,12 @@ import { RouteDiscovery } from './route-discovery';
  */
 @Module({
   imports: [DiscoveryModule, ...HEALTH_IMPORTS, ...DASHBOARD_IMPORTS],
-  controllers: [BalancerStatsController, ...HEALTH_CONTROLLERS, ...DASHBOARD_CONTROLLERS],
   providers: [
     {
       provide: BALANCER_OPTIONS,
-      inject: [BALANCER_RAW_OPTIONS],
-      useFactory: (raw: BalancerModuleOptions) => resolveBalancerOptions(raw),
+      inject: [BALANCER_RAW_OPTIONS, BALANCER_ROUTES],
+      useFactory: (raw: BalancerModuleOptions, routes: BalancerRoutes) =>
+        checkRoutes(resolveBalancerOptions(raw), raw, routes),
     },
     {
       provide: CapacityStore,
@@ -109,20 +113,34 @@ export class BalancerModule extends BalancerConfigurableModule implements NestMo
   static override forRoot(
     options: BalancerModuleOptions & { isGlobal?: boolean } = {},
   ): DynamicModule {
+    const routes = syncRoutes(options);
     if (typeof options === 'string') {
       // The builder copies option objects key by key, which would shred a string.
-      return {
-        module: BalancerModule,
-        global: true,
-        providers: [{ provide: BALANCER_RAW_OPTIONS, useValue: options }],
-      };
+      return withRoutes(
+        {
+          module: BalancerModule,
+          global: true,
+          providers: [{ provide: BALANCER_RAW_OPTIONS, useValue: options }],
+        },
+        routes,
+      );
     }
-    return super.forRoot(options);
+    return withRoutes(super.forRoot(options), routes);
   }
 
-  /** Options from a factory (e.g. `ConfigService`); the factory may return a YAML path too. */
-  static override forRootAsync(options: typeof BALANCER_ASYNC_OPTIONS_TYPE): DynamicModule {
-    return super.forRootAsync(options);
+  /**
+   * Options from a factory (e.g. `ConfigService`); the factory may return a YAML path too.
+   * `routePrefix` and `routeMetadata` go here, not in the factory's result: Nest registers the
+   * balancer's routes before the factory runs.
+   */
+  static override forRootAsync(
+    options: typeof BALANCER_ASYNC_OPTIONS_TYPE & {
+      routePrefix?: string;
+      routeMetadata?: Record<string, unknown>;
+    },
+  ): DynamicModule {
+    const { routePrefix, routeMetadata, ...rest } = options;
+    return withRoutes(super.forRootAsync(rest), asyncRoutes(routePrefix, routeMetadata));
   }
 
   /**
@@ -158,4 +176,13 @@ export class BalancerModule extends BalancerConfigurableModule implements NestMo
     }
     configureDashboard(consumer, this.options);
   }
+}
+
+/** The balancer's own controllers, under the prefix this definition fixed. */
+function withRoutes(definition: DynamicModule, routes: BalancerRoutes): DynamicModule {
+  return {
+    ...definition,
+    controllers: [...(definition.controllers ?? []), ...balancerControllers(routes)],
+    providers: [...(definition.providers ?? []), { provide: BALANCER_ROUTES, useValue: routes }],
+  };
 }

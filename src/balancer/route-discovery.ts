@@ -70,7 +70,7 @@ export class RouteDiscovery {
     if (this.done) return this.registry.all();
     this.done = true;
     const routes = this.routes();
-    const balancerPaths = new Set(['/balancer']);
+    const balancerPaths = new Set([`/${this.options.routePrefix}`]);
     const isOwn = (path: string): boolean =>
       [...balancerPaths].some((p) => path === p || path.startsWith(`${p}/`)) ||
       path === this.options.ui.path ||

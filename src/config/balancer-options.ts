@@ -102,6 +102,58 @@ export class UiOptions {
   historySeconds?: number;
 }
 
+/**
+ * The parts of a prom-client `Registry` the balancer uses. Declared here so the published
+ * types never require prom-client (an optional peer); prom-client's `Registry` fits it.
+ */
+export interface MetricsRegistry {
+  registerMetric(metric: unknown): void;
+  removeSingleMetric(name: string): void;
+  getSingleMetric(name: string): unknown;
+  metrics(): Promise<string>;
+  readonly contentType: string;
+}
+
+export class MetricsOptions {
+  /** Collect Prometheus metrics (when prom-client is installed). @default true */
+  @IsOptional()
+  @IsBoolean()
+  enable?: boolean;
+
+  /**
+   * Serve them at `GET /<routePrefix>/metrics`. Turn it off when they go into your own
+   * registry, already scraped at your app's `/metrics`.
+   * @default true without `registry`, false with one
+   */
+  @IsOptional()
+  @IsBoolean()
+  serve?: boolean;
+
+  /**
+   * Prepended to every metric name: `'myapp_'` gives `myapp_balancer_capacity`.
+   * @default ''
+   */
+  @IsOptional()
+  @IsString()
+  @Matches(/^([a-zA-Z_:][a-zA-Z0-9_:]*)?$/, {
+    message: '$property must be a Prometheus name prefix (letters, digits, _ and :)',
+  })
+  prefix?: string;
+
+  /** Labels added to every balancer series (`{ service: 'scoring' }`). @default {} */
+  @IsOptional()
+  @IsObject()
+  defaultLabels?: Record<string, string>;
+
+  /**
+   * A prom-client `Registry` of your app to register into (e.g. prom-client's default
+   * `register`, the one `@willsoto/nestjs-prometheus` serves), instead of a private one.
+   * The balancer removes its metrics from it at shutdown. TypeScript only.
+   */
+  @IsOptional()
+  registry?: MetricsRegistry;
+}
+
 export class ProbeTuningOptions {
   /** Milliseconds of unmeasured load at each level before measuring. @default 300 */
   @IsOptional()
@@ -319,10 +371,38 @@ export class BalancerOptions {
   @Type(() => UiOptions)
   ui?: UiOptions;
 
-  /** Serve Prometheus metrics at `/balancer/metrics` when prom-client is installed. @default true */
+  /**
+   * Prometheus metrics (when prom-client is installed): `false` turns them off, an object
+   * tunes them (name prefix, default labels, your own registry). @default true
+   */
+  @IsOptional()
+  metrics?: boolean | MetricsOptions;
+
+  /**
+   * Path segment(s) of the balancer's own routes: `<routePrefix>/stats`, `/health`,
+   * `/history`, `/metrics`. Routes are registered before a `forRootAsync` factory runs, so
+   * there pass it to `forRootAsync({ routePrefix })` itself. @default 'balancer'
+   */
+  @IsOptional()
+  @IsString()
+  @Matches(/^\/?[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*\/?$/, {
+    message: '$property must be a path such as balancer or ops/balancer',
+  })
+  routePrefix?: string;
+
+  /**
+   * Metadata set on the classes of the balancer's own controllers, for an app whose global
+   * guard lets through routes marked public: `{ [IS_PUBLIC_KEY]: true }`. Like `routePrefix`,
+   * give it to `forRootAsync({ routeMetadata })` itself there. TypeScript only.
+   */
+  @IsOptional()
+  @IsObject()
+  routeMetadata?: Record<string, unknown>;
+
+  /** Serve `GET /<routePrefix>/stats` (the dashboard and `nestjs-balancer export` read it). @default true */
   @IsOptional()
   @IsBoolean()
-  metrics?: boolean;
+  stats?: boolean;
 
   /** Per-endpoint settings keyed by the served path (`/predict`, `/v1/items/:id`). */
   @IsOptional()

@@ -6,5 +6,11 @@ export const BALANCER_OPTIONS = 'BALANCER:MODULE_OPTIONS';
 export const BALANCED_METADATA = 'BALANCER:BALANCED';
 /** Header that carries the per-process probe secret; requests with it skip admission. */
 export const PROBE_HEADER = 'x-balancer-probe';
-/** Route prefix of the balancer's own endpoints (stats, health, metrics). */
-export const BALANCER_ROUTE_PREFIX = 'balancer';
+/** Prefix and metadata the balancer's own controllers were registered with (set by `forRoot*`). */
+export const BALANCER_ROUTES = 'BALANCER:ROUTES';
+/**
+ * Metadata key set (to `true`) on the classes of the balancer's own controllers (stats,
+ * health, history, metrics), so an app's global guard can let them through:
+ * `reflector.get(BALANCER_ROUTE_METADATA, context.getClass())`.
+ */
+export const BALANCER_ROUTE_METADATA = 'BALANCER:ROUTE';

@@ -163,6 +163,75 @@ describe('resolveBalancerOptions', () => {
     expect(o.storage.client).toBe(client);
   });
 
+  it('resolves the metrics settings: on, off, tuned, and each bad value named', () => {
+    expect(resolveBalancerOptions({}).metrics).toEqual({
+      enable: true,
+      serve: true,
+      prefix: '',
+      defaultLabels: {},
+      registry: undefined,
+    });
+    expect(resolveBalancerOptions({ metrics: false }).metrics).toMatchObject({
+      enable: false,
+      serve: false,
+    });
+    const registry = {
+      registerMetric: () => undefined,
+      removeSingleMetric: () => undefined,
+      getSingleMetric: () => undefined,
+      metrics: async () => '',
+      contentType: 'text/plain',
+    };
+    const tuned = resolveBalancerOptions({
+      metrics: { registry, prefix: 'app_', defaultLabels: { service: 'x' } },
+    }).metrics;
+    expect(tuned).toMatchObject({ enable: true, serve: false, prefix: 'app_' });
+    expect(tuned.registry).toBe(registry); // the live object, not a copy
+    expect(tuned.defaultLabels).toEqual({ service: 'x' });
+
+    // YAML: label names are user data, never camel-cased.
+    const path = yamlFile(
+      'metrics.yml',
+      'metrics:\n  prefix: app_\n  default_labels:\n    service_name: scoring\n',
+    );
+    expect(resolveBalancerOptions(path).metrics.defaultLabels).toEqual({ service_name: 'scoring' });
+
+    const problems = problemsOf(() =>
+      resolveBalancerOptions({
+        metrics: {
+          prefix: '9-x',
+          defaultLabels: { pool: 'p', 'bad-name': 'v' },
+          registry: {} as never,
+          servee: true,
+        } as never,
+      }),
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'metrics.servee: unknown option',
+        'metrics.prefix must be a Prometheus name prefix (letters, digits, _ and :)',
+        'metrics.registry must be a prom-client Registry',
+        'metrics.defaultLabels.pool: the balancer uses this label itself',
+        'metrics.defaultLabels.bad-name: not a Prometheus label name',
+      ]),
+    );
+    expect(problemsOf(() => resolveBalancerOptions({ metrics: 'yes' as never }))).toEqual([
+      'metrics must be true, false or an object of metrics settings',
+    ]);
+  });
+
+  it('resolves routePrefix and stats', () => {
+    expect(resolveBalancerOptions({}).routePrefix).toBe('balancer');
+    expect(resolveBalancerOptions({ routePrefix: '/ops/lb/' }).routePrefix).toBe('ops/lb');
+    expect(resolveBalancerOptions(yamlFile('prefix.yml', 'route_prefix: lb\n')).routePrefix).toBe(
+      'lb',
+    );
+    expect(problemsOf(() => resolveBalancerOptions({ routePrefix: '../x?' }))).toEqual([
+      'routePrefix must be a path such as balancer or ops/balancer',
+    ]);
+    expect(resolveBalancerOptions({ stats: false, ui: { enable: false } }).stats).toBe(false);
+  });
+
   it('loadBalancerConfig returns camelCase options ready for forRoot()', () => {
     const o = loadBalancerConfig(join(__dirname, '../../test/fixtures/seed-balancer.yml'));
     expect(o.latencyThresholdMs).toBe(2000);

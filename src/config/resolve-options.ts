@@ -2,7 +2,13 @@ import { plainToInstance } from 'class-transformer';
 import { validateSync, ValidationError } from 'class-validator';
 import type { HealthIndicatorFunction } from '@nestjs/terminus';
 import { BalancerConfigError } from './balancer-config.error';
-import { BalancerOptions, EndpointOptions, type BalancerModuleOptions } from './balancer-options';
+import {
+  BalancerOptions,
+  EndpointOptions,
+  MetricsOptions,
+  type BalancerModuleOptions,
+  type MetricsRegistry,
+} from './balancer-options';
 import { readBalancerYaml } from './yaml-config.loader';
 
 /** Options after validation, with every default applied. Internal. */
@@ -48,7 +54,16 @@ export interface ResolvedBalancerOptions {
     password?: string;
     historySeconds: number;
   };
-  metrics: boolean;
+  metrics: {
+    enable: boolean;
+    serve: boolean;
+    prefix: string;
+    defaultLabels: Record<string, string>;
+    registry?: MetricsRegistry;
+  };
+  /** Without leading or trailing slash: `balancer`, `ops/balancer`. */
+  routePrefix: string;
+  stats: boolean;
   endpoints: Record<string, EndpointOptions>;
   logger: boolean;
   admission: 'guard' | 'interceptor';
@@ -85,6 +100,8 @@ export const DEFAULTS = {
   uiPath: '/balancer/ui',
   historySeconds: 300,
   metrics: true,
+  routePrefix: 'balancer',
+  stats: true,
   admission: 'guard' as const,
 } as const;
 
@@ -157,7 +174,7 @@ export function resolveBalancerOptions(
   }
 
   // Values that are live objects, not configuration data: keep them out of class-transformer.
-  const { healthIndicators, endpoints, ...rest } = raw as Record<string, unknown>;
+  const { healthIndicators, endpoints, metrics, ...rest } = raw as Record<string, unknown>;
   const storageIn = isPlainObject(rest.storage) ? { ...rest.storage } : rest.storage;
   let client: unknown;
   if (isPlainObject(storageIn) && 'client' in storageIn) {
@@ -203,6 +220,13 @@ export function resolveBalancerOptions(
   }
   if (Boolean(opts.ui?.username) !== Boolean(opts.ui?.password)) {
     problems.push(`${locate(['ui'])}: set both username and password, or neither`);
+  }
+
+  const resolvedMetrics = resolveMetrics(metrics, locate, problems);
+  if (opts.stats === false && opts.ui?.enable !== false) {
+    problems.push(
+      `${locate(['stats'])}: the dashboard reads the stats route; with stats: false set ui.enable: false too`,
+    );
   }
 
   const resolvedEndpoints: Record<string, EndpointOptions> = {};
@@ -273,7 +297,9 @@ export function resolveBalancerOptions(
       password: opts.ui?.password,
       historySeconds: opts.ui?.historySeconds ?? DEFAULTS.historySeconds,
     },
-    metrics: opts.metrics ?? DEFAULTS.metrics,
+    metrics: resolvedMetrics,
+    routePrefix: normalizeRoutePrefix(opts.routePrefix ?? DEFAULTS.routePrefix),
+    stats: opts.stats ?? DEFAULTS.stats,
     endpoints: resolvedEndpoints,
     logger: opts.logger ?? true,
     admission: opts.admission ?? DEFAULTS.admission,
@@ -285,4 +311,66 @@ export function resolveBalancerOptions(
 export function normalizePath(path: string): string {
   const p = ('/' + path).replace(/\/+/g, '/');
   return p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p;
+}
+
+/** `/ops/balancer/` -> `ops/balancer`. */
+export function normalizeRoutePrefix(prefix: string): string {
+  return prefix.replace(/^\/+|\/+$/g, '');
+}
+
+/** Label names the balancer's own series use; a default label may not take one of them. */
+const RESERVED_LABELS = new Set(['pool', 'outcome', 'source', 'le']);
+
+function resolveMetrics(
+  input: unknown,
+  locate: Locate,
+  problems: string[],
+): ResolvedBalancerOptions['metrics'] {
+  const off = { enable: false, serve: false, prefix: '', defaultLabels: {} };
+  if (input === undefined || input === null || input === true) {
+    return { ...off, enable: DEFAULTS.metrics, serve: DEFAULTS.metrics };
+  }
+  if (input === false) return off;
+  if (!isPlainObject(input)) {
+    problems.push(`${locate(['metrics'])} must be true, false or an object of metrics settings`);
+    return off;
+  }
+  // The registry is a live object: keep it out of class-transformer.
+  const { registry, ...data } = input;
+  const m = plainToInstance(MetricsOptions, data);
+  collect(validateSync(m, VALIDATE), ['metrics'], locate, problems);
+  if (registry !== undefined) {
+    const r = registry as Partial<MetricsRegistry> | null;
+    if (
+      !r ||
+      typeof r !== 'object' ||
+      typeof r.registerMetric !== 'function' ||
+      typeof r.removeSingleMetric !== 'function'
+    ) {
+      problems.push(`${locate(['metrics', 'registry'])} must be a prom-client Registry`);
+    }
+  }
+  const labels: Record<string, string> = {};
+  if (isPlainObject(m.defaultLabels)) {
+    for (const [name, value] of Object.entries(m.defaultLabels)) {
+      const at = locate(['metrics', 'defaultLabels', name]);
+      if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(name) || name.startsWith('__')) {
+        problems.push(`${at}: not a Prometheus label name`);
+      } else if (RESERVED_LABELS.has(name)) {
+        problems.push(`${at}: the balancer uses this label itself`);
+      } else if (typeof value !== 'string' && typeof value !== 'number') {
+        problems.push(`${at} must be a string`);
+      } else {
+        labels[name] = String(value);
+      }
+    }
+  }
+  const enable = m.enable ?? DEFAULTS.metrics;
+  return {
+    enable,
+    serve: enable && (m.serve ?? registry === undefined),
+    prefix: m.prefix ?? '',
+    defaultLabels: labels,
+    registry: registry as MetricsRegistry | undefined,
+  };
 }

@@ -5,7 +5,7 @@ import { BalancerConfigError } from './balancer-config.error';
 import type { BalancerOptions } from './balancer-options';
 
 /** Keys whose values are user data: their own keys are never renamed. */
-const OPAQUE_KEYS = new Set(['headers', 'body', 'redis']);
+const OPAQUE_KEYS = new Set(['headers', 'body', 'redis', 'defaultLabels', 'routeMetadata']);
 
 export function snakeToCamel(key: string): string {
   return key.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());

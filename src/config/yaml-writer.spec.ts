@@ -106,6 +106,15 @@ describe('BalancerYamlDocument', () => {
     expect(parse(doc.toString()).ui.password).toBe('kept-as-is');
   });
 
+  it('refuses a capacity the loader would reject', () => {
+    const doc = BalancerYamlDocument.empty();
+    expect(() => doc.setCapacity('/predict', 2.5)).toThrow(
+      'endpoints./predict.capacity must be a positive integer (got 2.5)',
+    );
+    expect(() => doc.setCapacity('/predict', 0)).toThrow(RangeError);
+    expect(doc.toString()).not.toContain('capacity');
+  });
+
   it('converts camelCase keys', () => {
     expect(camelToSnake('latencyThresholdMs')).toBe('latency_threshold_ms');
     expect(camelToSnake('path')).toBe('path');

@@ -38,6 +38,12 @@ export class BalancerYamlDocument {
 
   /** Set `endpoints[<path>].capacity`, creating the entry when missing. */
   setCapacity(endpoint: string, capacity: number): void {
+    // The loader would refuse the file: never write what `endpoints.<path>.capacity` rejects.
+    if (!Number.isInteger(capacity) || capacity < 1) {
+      throw new RangeError(
+        `endpoints.${endpoint}.capacity must be a positive integer (got ${capacity})`,
+      );
+    }
     const endpoints = this.mapAt(this.root(), 'endpoints', true)!;
     const entry = this.mapAt(endpoints, endpoint, true, true)!;
     entry.set('capacity', capacity);

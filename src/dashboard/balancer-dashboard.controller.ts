@@ -8,8 +8,8 @@ interface HeaderSetter {
   header(name: string, value: string): unknown;
 }
 
-/** `GET /balancer/history`: the samples behind the dashboard's charts. */
-@Controller('balancer')
+/** `GET /<routePrefix>/history`: the samples behind the dashboard's charts. */
+@Controller()
 @UseGuards(BalancerAuthGuard)
 export class BalancerHistoryController {
   constructor(private readonly history: StatsHistory) {}
@@ -24,8 +24,8 @@ export class BalancerHistoryController {
   }
 }
 
-/** `GET /balancer/metrics`: Prometheus text. Mounted only when prom-client is installed. */
-@Controller('balancer')
+/** `GET /<routePrefix>/metrics`: Prometheus text. Mounted only when prom-client is installed. */
+@Controller()
 @UseGuards(BalancerAuthGuard)
 export class BalancerMetricsController {
   constructor(private readonly metrics: BalancerMetrics) {}
@@ -34,7 +34,7 @@ export class BalancerMetricsController {
   @Header('Cache-Control', 'no-store')
   async get(@Res({ passthrough: true }) res: HeaderSetter): Promise<string> {
     const out = await this.metrics.render();
-    if (!out) throw new NotFoundException('Balancer metrics are disabled (metrics: false)');
+    if (!out) throw new NotFoundException('Balancer metrics are not served here (metrics)');
     res.header('Content-Type', out.contentType);
     return out.text;
   }

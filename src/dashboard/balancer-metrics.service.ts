@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
-import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Counter, Gauge, Histogram } from 'prom-client';
 import { AdmissionEvents, type AdmissionEvent } from '../admission/admission-events';
+import type { MetricsRegistry } from '../config/balancer-options';
 import { BALANCER_OPTIONS } from '../config/balancer.constants';
 import { BalancerStatsService, type BalancerStats } from '../balancer/balancer-stats.service';
 import type { ResolvedBalancerOptions } from '../config/resolve-options';
@@ -16,20 +17,24 @@ type Labels = Record<string, string>;
 type Row = [Labels, number];
 
 /**
- * The balancer's Prometheus metrics, in a registry of their own (never prom-client's global
- * default registry, which belongs to the application). Gauges and counters are read from
- * `/balancer/stats` at scrape time, so in Redis mode they are the global numbers; the queue-wait
- * histogram and the decision counter are fed by this process's admission events.
- *
- * Merge into an existing registry with `Registry.merge([appRegistry, balancerMetrics.registry])`.
+ * The balancer's Prometheus metrics: in a registry of their own by default (never prom-client's
+ * global default registry unless the app passes it as `metrics.registry`), or in the app's
+ * registry, so one `/metrics` serves the whole app. Gauges and counters are read from the stats
+ * snapshot at scrape time, so in Redis mode they are the global numbers; the queue-wait histogram
+ * and the decision counter are fed by this process's admission events.
  */
 @Injectable()
 export class BalancerMetrics implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('BalancerMetrics');
-  /** `null` when `metrics` is false or prom-client is not installed. */
-  readonly registry: Registry | null = null;
-  private decisions?: Counter<'pool' | 'outcome'>;
-  private waits?: Histogram<'pool' | 'outcome'>;
+  /**
+   * Where the metrics are registered (`metrics.registry`, or a private prom-client `Registry`);
+   * `null` when metrics are off or prom-client is not installed.
+   */
+  readonly registry: MetricsRegistry | null = null;
+  /** Names this instance registered, removed again at shutdown (a shared registry outlives us). */
+  private readonly names: string[] = [];
+  private decisions?: Counter<string>;
+  private waits?: Histogram<string>;
   private unsubscribe?: () => void;
   private cached?: { at: number; value: Promise<BalancerStats | null> };
 
@@ -38,15 +43,17 @@ export class BalancerMetrics implements OnModuleInit, OnModuleDestroy {
     private readonly stats: BalancerStatsService,
     private readonly events: AdmissionEvents,
   ) {
-    const client = options.metrics ? loadPromClient() : null;
-    if (client) this.registry = this.build(client);
+    const client = options.metrics.enable ? loadPromClient() : null;
+    if (client) this.registry = this.build(client, options.metrics.registry);
   }
 
   onModuleInit(): void {
-    if (!this.options.metrics) return;
+    if (!this.options.metrics.enable) return;
     if (!this.registry) {
       if (this.options.logger) {
-        this.logger.log('prom-client is not installed: /balancer/metrics is not mounted');
+        this.logger.log(
+          `prom-client is not installed: /${this.options.routePrefix}/metrics is not mounted`,
+        );
       }
       return;
     }
@@ -55,18 +62,20 @@ export class BalancerMetrics implements OnModuleInit, OnModuleDestroy {
 
   onModuleDestroy(): void {
     this.unsubscribe?.();
+    for (const name of this.names.splice(0)) this.registry?.removeSingleMetric(name);
   }
 
-  /** The exposition text and its content type, or `null` when metrics are off. */
+  /** The exposition text and its content type, or `null` when not served here. */
   async render(): Promise<{ text: string; contentType: string } | null> {
-    if (!this.registry) return null;
+    if (!this.registry || !this.options.metrics.serve) return null;
     this.cached = undefined; // every scrape sees fresh numbers
     return { text: await this.registry.metrics(), contentType: this.registry.contentType };
   }
 
   private record(e: AdmissionEvent): void {
-    this.decisions?.inc({ pool: e.pool, outcome: e.outcome });
-    this.waits?.observe({ pool: e.pool, outcome: e.outcome }, e.waitedMs / 1000);
+    const labels = { ...this.options.metrics.defaultLabels, pool: e.pool, outcome: e.outcome };
+    this.decisions?.inc(labels);
+    this.waits?.observe(labels, e.waitedMs / 1000);
   }
 
   private snapshot(): Promise<BalancerStats | null> {
@@ -78,9 +87,18 @@ export class BalancerMetrics implements OnModuleInit, OnModuleDestroy {
     return this.cached.value;
   }
 
-  private build(client: PromClient): Registry {
-    const registry = new client.Registry();
+  private build(client: PromClient, shared?: MetricsRegistry): MetricsRegistry {
+    const registry = (shared ?? new client.Registry()) as InstanceType<PromClient['Registry']>;
     const registers = [registry];
+    const { prefix, defaultLabels } = this.options.metrics;
+    const defaultNames = Object.keys(defaultLabels);
+    const label = (labels: Labels): Labels => ({ ...defaultLabels, ...labels });
+    // Every name goes through here: prefixed, and remembered for removal at shutdown.
+    const named = (name: string): string => {
+      const full = `${prefix}${name}`;
+      this.names.push(full);
+      return full;
+    };
 
     const perPool = (pick: (e: BalancerStats['endpoints'][string]) => number | null) => {
       return (s: BalancerStats): Row[] =>
@@ -96,28 +114,28 @@ export class BalancerMetrics implements OnModuleInit, OnModuleDestroy {
       rows: (s: BalancerStats) => Row[],
     ) => {
       const g: Gauge<string> = new client.Gauge({
-        name,
+        name: named(name),
         help,
-        labelNames,
+        labelNames: [...defaultNames, ...labelNames],
         registers,
         collect: async () => {
           const s = await this.snapshot();
           g.reset();
-          if (s) for (const [labels, v] of rows(s)) g.set(labels, v);
+          if (s) for (const [labels, v] of rows(s)) g.set(label(labels), v);
         },
       });
     };
     const counter = (name: string, help: string, rows: (s: BalancerStats) => Row[]) => {
       const c: Counter<string> = new client.Counter({
-        name,
+        name: named(name),
         help,
-        labelNames: ['pool'],
+        labelNames: [...defaultNames, 'pool'],
         registers,
         // The store owns the count (shared in Redis mode): mirror it at scrape time.
         collect: async () => {
           const s = await this.snapshot();
           c.reset();
-          if (s) for (const [labels, v] of rows(s)) c.inc(labels, v);
+          if (s) for (const [labels, v] of rows(s)) c.inc(label(labels), v);
         },
       });
     };
@@ -209,15 +227,15 @@ export class BalancerMetrics implements OnModuleInit, OnModuleDestroy {
     );
 
     this.decisions = new client.Counter({
-      name: 'balancer_admission_decisions_total',
+      name: named('balancer_admission_decisions_total'),
       help: 'Admission decisions of this process by outcome (admitted, queue_full, timeout, aborted, unhealthy, shutting_down).',
-      labelNames: ['pool', 'outcome'],
+      labelNames: [...defaultNames, 'pool', 'outcome'],
       registers,
     });
     this.waits = new client.Histogram({
-      name: 'balancer_queue_wait_seconds',
+      name: named('balancer_queue_wait_seconds'),
       help: 'Time requests of this process waited for a slot, by outcome.',
-      labelNames: ['pool', 'outcome'],
+      labelNames: [...defaultNames, 'pool', 'outcome'],
       buckets: WAIT_BUCKETS,
       registers,
     });

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, relative, sep } from 'node:path';
-import { BALANCER_ROUTE_PREFIX } from '../config/balancer.constants';
 
 /**
  * The built client (`npm run build:client`). Resolved from this file, never from `cwd`:
@@ -53,12 +52,16 @@ export interface DashboardClientConfig {
  * same global prefix, so a relative URL (`../stats` for `/balancer/ui`) finds them whatever
  * the prefix or a reverse proxy in front adds.
  */
-export function clientConfig(uiPath: string, historySeconds: number): DashboardClientConfig {
+export function clientConfig(
+  uiPath: string,
+  historySeconds: number,
+  routePrefix = 'balancer',
+): DashboardClientConfig {
   const depth = uiPath.split('/').filter(Boolean).length;
   const up = '../'.repeat(depth);
   return {
-    statsUrl: `${up}${BALANCER_ROUTE_PREFIX}/stats`,
-    historyUrl: `${up}${BALANCER_ROUTE_PREFIX}/history`,
+    statsUrl: `${up}${routePrefix}/stats`,
+    historyUrl: `${up}${routePrefix}/history`,
     pollMs: 2000,
     historySeconds,
   };

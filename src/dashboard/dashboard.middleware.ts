@@ -42,14 +42,14 @@ export class DashboardMiddleware implements NestMiddleware {
     this.uiPath = options.ui.path;
     this.assets = loadDashboardAssets(
       DASHBOARD_CLIENT_DIR,
-      clientConfig(this.uiPath, options.ui.historySeconds),
+      clientConfig(this.uiPath, options.ui.historySeconds, options.routePrefix),
     );
     if (options.logger) {
       if (this.assets.index) this.logger.log(`dashboard at ${this.uiPath}`);
       else
         this.logger.error(
           `dashboard build not found in ${DASHBOARD_CLIENT_DIR}: run \`npm run build:client\` ` +
-            `(${this.uiPath} answers 503 until then; /balancer/stats is unaffected)`,
+            `(${this.uiPath} answers 503 until then; /${options.routePrefix}/stats is unaffected)`,
         );
     }
   }

@@ -7,13 +7,14 @@ import {
 } from './balancer-dashboard.controller';
 import { BalancerMetrics } from './balancer-metrics.service';
 import { DashboardMiddleware } from './dashboard.middleware';
+import { OpenRoutesCheck } from './open-routes-check.service';
 import { loadPromClient } from './prom-client.loader';
 import { StatsHistory } from './stats-history.service';
 
 /** Imports, providers and controllers of the dashboard feature, registered by BalancerModule. */
 export const DASHBOARD_IMPORTS: Array<Type | DynamicModule> = [];
-export const DASHBOARD_PROVIDERS: Provider[] = [StatsHistory, BalancerMetrics];
-/** `/balancer/metrics` exists only when prom-client can be loaded (an optional peer). */
+export const DASHBOARD_PROVIDERS: Provider[] = [StatsHistory, BalancerMetrics, OpenRoutesCheck];
+/** `/<routePrefix>/metrics` exists only when prom-client can be loaded (an optional peer). */
 export const DASHBOARD_CONTROLLERS: Type[] = [
   BalancerHistoryController,
   ...(loadPromClient() ? [BalancerMetricsController] : []),

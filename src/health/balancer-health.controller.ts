@@ -1,14 +1,13 @@
 import { Controller, Get } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, type HealthCheckResult } from '@nestjs/terminus';
-import { BALANCER_ROUTE_PREFIX } from '../config/balancer.constants';
 import { BalancerHealthIndicator } from './balancer-health.indicator';
 
 /**
- * `GET /balancer/health`: readiness of this process in the Terminus format, 200 when ready and
- * 503 otherwise. Unauthenticated on purpose, like any readiness probe: it names states and pool
+ * `GET /<routePrefix>/health` (registered under its prefix by `BalancerModule.forRoot*`):
+ * readiness of this process in the Terminus format, 200 when ready and 503 otherwise. Unauthenticated on purpose, like any readiness probe: it names states and pool
  * paths, never numbers of other apps or credentials.
  */
-@Controller(BALANCER_ROUTE_PREFIX)
+@Controller()
 export class BalancerHealthController {
   constructor(
     private readonly health: HealthCheckService,

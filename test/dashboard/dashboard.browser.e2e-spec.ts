@@ -52,8 +52,11 @@ function loadApp(options: Exclude<BalancerModuleOptions, string>): Type {
 @Module({ imports: [BalancerModule.forRoot({ healthEndpoint: false, probeOnStartup: false })] })
 class EmptyModule {}
 
-/** A probe result in the probe's own shape (type-checked against `ProbeResult`). */
-function probeReport(): ProbeResult {
+/**
+ * A probe result in the probe's own shape (type-checked against `ProbeResult`). `scale`
+ * multiplies latencies and throughputs: 20 gives labels like "8,200 ms" and "1,160/s".
+ */
+function probeReport(scale = 1): ProbeResult {
   const level = (
     concurrency: number,
     p99Ms: number,
@@ -68,11 +71,11 @@ function probeReport(): ProbeResult {
     timeouts: 0,
     errorRate: pass ? 0 : 3 / throughputRps,
     statuses: { '201': Math.round(throughputRps) },
-    p50Ms: p99Ms * 0.7,
-    p99Ms,
-    maxMs: p99Ms * 1.1,
-    meanMs: p99Ms * 0.75,
-    throughputRps,
+    p50Ms: p99Ms * scale * 0.7,
+    p99Ms: p99Ms * scale,
+    maxMs: p99Ms * scale * 1.1,
+    meanMs: p99Ms * scale * 0.75,
+    throughputRps: throughputRps * scale,
     littleConcurrency: concurrency,
     littleOk: true,
     windowMs: 1000,
@@ -92,7 +95,7 @@ function probeReport(): ProbeResult {
       level(6, 128, 58, true),
       level(7, 260, 55, false),
     ],
-    thresholds: { errorThreshold: 0.05, latencyThresholdMs: 200 },
+    thresholds: { errorThreshold: 0.05, latencyThresholdMs: 200 * scale },
     requests: 420,
     startedAt: new Date(Date.now() - 9000).toISOString(),
     finishedAt: new Date().toISOString(),
@@ -191,6 +194,55 @@ async function cssRgb(page: Page, name: string): Promise<[number, number, number
   }, name);
 }
 
+interface AxisInk {
+  chart: string;
+  pool: string;
+  /** Ink pixels in the two outermost columns of the canvas, left and right. */
+  edgeLeft: number;
+  edgeRight: number;
+  /** Ink in the 60 columns inside them, where the side axes draw their labels. */
+  leftLabels: number;
+  rightLabels: number;
+}
+
+interface PageChart {
+  getAttribute(name: string): string | null;
+  closest(selector: string): PageChart | null;
+  querySelector(selector: string): PageCanvas | null;
+}
+
+/** Where the axis labels of every chart on the page put their ink. */
+async function axisInk(page: Page): Promise<AxisInk[]> {
+  return page.evaluate(() => {
+    const doc = (
+      globalThis as unknown as { document: { querySelectorAll(s: string): PageChart[] } }
+    ).document;
+    return [...doc.querySelectorAll('[data-chart]')].flatMap((host) => {
+      const canvas = host.querySelector('canvas');
+      if (!canvas || canvas.width === 0) return [];
+      const { width: w, height: h } = canvas;
+      const data = canvas.getContext('2d').getImageData(0, 0, w, h).data;
+      const ink = (from: number, to: number): number => {
+        let n = 0;
+        for (let y = 0; y < h; y++)
+          for (let x = Math.max(0, from); x < Math.min(w, to); x++)
+            if (data[(y * w + x) * 4 + 3] > 40) n++;
+        return n;
+      };
+      return [
+        {
+          chart: host.getAttribute('data-chart') ?? '',
+          pool: host.closest('[data-pool]')?.getAttribute('data-pool') ?? '',
+          edgeLeft: ink(0, 2),
+          edgeRight: ink(w - 2, w),
+          leftLabels: ink(2, 62),
+          rightLabels: ink(w - 62, w - 2),
+        },
+      ];
+    });
+  });
+}
+
 describe('dashboard in a real browser', () => {
   let browser: Browser;
   let running: RunningApp | undefined;
@@ -223,10 +275,10 @@ describe('dashboard in a real browser', () => {
   async function startLoaded(
     platform: PlatformName,
     options: Exclude<BalancerModuleOptions, string>,
+    report = probeReport(),
   ) {
     running = await startApp(platform, loadApp(options));
     const store = running.app.get<CapacityStore>(CapacityStore);
-    const report = probeReport();
     await store.setCapacity('embeddings', report.maxConcurrency, 'probe');
     await store.saveProbeResult('embeddings', {
       maxConcurrency: report.maxConcurrency,
@@ -307,6 +359,40 @@ describe('dashboard in a real browser', () => {
       ).toBeGreaterThan(50);
 
       await page.screenshot({ path: join(OUT, `dashboard-express-${scheme}.png`), fullPage: true });
+      await context.close();
+    }
+  });
+
+  it('fits every axis label of every chart at 1,400 and 800 px', async () => {
+    // Seconds of latency and thousands of requests per second: the widest labels there are.
+    const { url } = await startLoaded('express', {}, probeReport(20));
+    for (const width of [1400, 800]) {
+      const context = await newContext({ viewport: { width, height: 1000 } });
+      const page = await context.newPage();
+      await page.goto(`${url}/balancer/ui/`);
+      const probeChart = '[data-pool="embeddings"] [data-chart="probe"]';
+      const p99 = await cssRgb(page, '--series-p99');
+      await waitFor(
+        async () => (await pixelsOf(page, probeChart, p99)) > 50,
+        15_000,
+        'probe chart',
+      );
+      const active = await cssRgb(page, '--series-active');
+      const history = '[data-pool="/predict"] [data-chart="history"]';
+      await waitFor(async () => (await pixelsOf(page, history, active)) > 200, 20_000, 'history');
+
+      const charts = await axisInk(page);
+      // Both pools' history charts and the probe chart.
+      expect(charts.map((c) => c.chart).sort()).toEqual(['history', 'history', 'probe']);
+      for (const c of charts) {
+        // A label cut by the canvas edge leaves ink in its outermost columns; labels that fit
+        // leave those columns empty. The bands next to them hold the labels (not a blank chart).
+        const where = [width, c.chart, c.pool];
+        expect([...where, c.edgeLeft, c.edgeRight]).toEqual([...where, 0, 0]);
+        expect(c.leftLabels).toBeGreaterThan(20);
+        if (c.chart === 'probe') expect(c.rightLabels).toBeGreaterThan(20);
+      }
+      await page.screenshot({ path: join(OUT, `dashboard-axes-${width}.png`), fullPage: true });
       await context.close();
     }
   });

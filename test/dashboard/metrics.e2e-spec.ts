@@ -1,8 +1,10 @@
-import { register as globalRegistry } from 'prom-client';
-import { BalancerMetrics } from '../../src';
+import { Controller, Module, Post } from '@nestjs/common';
+import { PrometheusModule } from '@willsoto/nestjs-prometheus';
+import { Counter, register as globalRegistry } from 'prom-client';
+import { Balanced, BalancerMetrics, BalancerModule } from '../../src';
 import { PLATFORMS, startApp, type RunningApp } from '../harness/platforms';
 import { waitFor } from '../harness/wait-for';
-import { appWith, basic } from './dashboard-fixtures';
+import { appWith, basic, DashboardTestController } from './dashboard-fixtures';
 
 interface Sample {
   name: string;
@@ -133,6 +135,70 @@ describe.each(PLATFORMS)('metrics on %s', (platform) => {
     expect(globalRegistry.getSingleMetric('balancer_capacity')).toBeUndefined();
     const registry = running.app.get(BalancerMetrics).registry;
     expect(await registry?.metrics()).toContain('balancer_capacity{pool="/slow"} 2');
+  });
+
+  it("goes into the app's registry: one /metrics with @willsoto/nestjs-prometheus", async () => {
+    // The app's own metric, in prom-client's default registry like every willsoto user's.
+    const appRequests = new Counter({ name: 'app_http_requests_total', help: 'app requests' });
+    @Controller()
+    class CountingController {
+      @Post('work')
+      @Balanced({ capacity: 3 })
+      work(): { ok: true } {
+        appRequests.inc();
+        return { ok: true };
+      }
+    }
+    @Module({
+      imports: [
+        PrometheusModule.register({ defaultMetrics: { enabled: false } }),
+        BalancerModule.forRoot({
+          healthEndpoint: false,
+          probeOnStartup: false,
+          metrics: {
+            registry: globalRegistry,
+            prefix: 'app_',
+            defaultLabels: { service: 'scoring' },
+          },
+        }),
+      ],
+      controllers: [CountingController, DashboardTestController],
+    })
+    class PrometheusAppModule {}
+    try {
+      running = await startApp(platform, PrometheusAppModule);
+      const { url } = running;
+      for (let i = 0; i < 4; i++) {
+        expect((await fetch(`${url}/work`, { method: 'POST' })).status).toBe(201);
+      }
+      const res = await fetch(`${url}/metrics`);
+      expect(res.status).toBe(200);
+      const { samples, types } = parse(await res.text());
+      // The app's metric and the balancer's, side by side, prefixed and labelled.
+      expect(one(samples, 'app_http_requests_total')).toBe(4);
+      const work = { service: 'scoring', pool: '/work' };
+      expect(one(samples, 'app_balancer_capacity', work)).toBe(3);
+      expect(one(samples, 'app_balancer_admitted_total', work)).toBe(4);
+      expect(one(samples, 'app_balancer_capacity', { service: 'scoring', pool: '/slow' })).toBe(2);
+      expect(
+        one(samples, 'app_balancer_admission_decisions_total', { ...work, outcome: 'admitted' }),
+      ).toBe(4);
+      expect(one(samples, 'app_balancer_healthy', { service: 'scoring' })).toBe(1);
+      expect(types.get('app_balancer_queue_wait_seconds')).toBe('histogram');
+      expect(samples.filter((x) => x.name.startsWith('balancer_'))).toEqual([]);
+      expect(
+        samples.filter((x) => x.name.startsWith('app_balancer_') && x.labels.service !== 'scoring'),
+      ).toEqual([]);
+      // Served there, so not a second time under /balancer/metrics.
+      expect((await fetch(`${url}/balancer/metrics`)).status).toBe(404);
+
+      await running.close();
+      // The registry outlives the app: its metrics go with it (the next app registers again).
+      expect(globalRegistry.getSingleMetric('app_balancer_capacity')).toBeUndefined();
+      expect(globalRegistry.getSingleMetric('app_http_requests_total')).toBeDefined();
+    } finally {
+      globalRegistry.removeSingleMetric('app_http_requests_total');
+    }
   });
 
   it('is not served with metrics: false', async () => {

@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { BalancerModule, ProbeRunner } from '../../src';
-import { EXIT_FAILED, EXIT_OK, main, type CliIo } from '../../src/cli/main';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, main, type CliIo } from '../../src/cli/main';
 import { PREDICT_BODY, startModelApp, type ModelApp } from '../fixtures/model-app';
 
 const S = 40;
@@ -183,4 +184,139 @@ describe('nestjs-balancer CLI', () => {
     expect(stderr).toMatch(/unreachable.*ECONNREFUSED/);
     expect(parse(readFileSync(file, 'utf8')).endpoints['/predict'].capacity).toBeUndefined();
   });
+
+  it('--help prints the help of the CLI and of each command, exit 0', async () => {
+    for (const [argv, title] of [
+      [['--help'], 'nestjs-balancer <command>'],
+      [['-h'], 'nestjs-balancer <command>'],
+      [['probe', '--help'], 'nestjs-balancer probe --url'],
+      [['probe', '--url', 'x', '-h'], 'nestjs-balancer probe --url'],
+      [['export', '--help'], 'nestjs-balancer export --url'],
+      [['export', '--bogus', '--help'], 'nestjs-balancer export --url'],
+    ] as const) {
+      const io = capture();
+      expect([argv, await main([...argv], io)]).toEqual([argv, EXIT_OK]);
+      expect(io.out.startsWith(title)).toBe(true);
+      expect(io.err).toBe('');
+    }
+    const io = capture();
+    await main(['probe', '--help'], io);
+    expect(io.out).toContain('--max-concurrency <n>');
+    expect(io.out).not.toContain('--stats-path');
+    // No command at all is still a usage error.
+    expect(await main([], capture())).toBe(EXIT_USAGE);
+  });
+
+  it('numeric flags are validated like the options; the error names the flag, the file is untouched', async () => {
+    const file = join(dir, 'balancer.yml');
+    writeFileSync(file, CONFIG);
+    const cases: Array<[string[], RegExp]> = [
+      [['--max-concurrency', '2.5'], /--max-concurrency must be an integer number/],
+      [['--max-concurrency', '0'], /--max-concurrency must not be less than 1/],
+      [['--error-threshold', '2'], /--error-threshold must not be greater than 1/],
+      [
+        ['--latency-threshold-ms', '12ms'],
+        /--latency-threshold-ms must be a number \(got "12ms"\)/,
+      ],
+      [['--warmup-ms', ''], /--warmup-ms must be a number/],
+      [['--level-duration-ms', '10'], /--level-duration-ms must not be less than 50/],
+    ];
+    for (const [flags, message] of cases) {
+      const io = capture();
+      // The URL is never contacted: validation comes first.
+      const code = await main(
+        ['probe', '--url', 'http://127.0.0.1:9', '--config', file, ...flags],
+        io,
+      );
+      expect([flags, code]).toEqual([flags, EXIT_USAGE]);
+      expect(io.err).toMatch(message);
+      expect(io.err).toContain('nestjs-balancer probe --url'); // the command's usage follows
+    }
+    expect(readFileSync(file, 'utf8')).toBe(CONFIG);
+  });
+
+  describe('export against a server that cannot answer', () => {
+    let server: Server | undefined;
+    const sockets = new Set<Socket>();
+    afterEach(async () => {
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+      await new Promise((r) => (server ? server.close(r) : r(undefined)));
+      server = undefined;
+    });
+    const listen = async (handler: RequestListener): Promise<string> => {
+      server = createHttpServer(handler);
+      server.on('connection', (s) => {
+        sockets.add(s);
+        s.on('close', () => sockets.delete(s));
+      });
+      await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+      return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    };
+
+    it('names ECONNREFUSED and the address when nothing listens', async () => {
+      const port = await freePort();
+      const file = join(dir, 'balancer.yml');
+      writeFileSync(file, CONFIG);
+      const io = capture();
+      const code = await main(
+        ['export', '--url', `http://127.0.0.1:${port}`, '--config', file],
+        io,
+      );
+      expect(code).toBe(EXIT_FAILED);
+      expect(io.err).toContain(
+        `cannot reach http://127.0.0.1:${port}/balancer/stats: ECONNREFUSED at 127.0.0.1:${port}`,
+      );
+      expect(readFileSync(file, 'utf8')).toBe(CONFIG);
+    });
+
+    it('gives up after --timeout when the server never answers', async () => {
+      const url = await listen(() => undefined); // accepts, never responds
+      const file = join(dir, 'balancer.yml');
+      const io = capture();
+      const code = await main(['export', '--url', url, '--config', file, '--timeout', '0.3'], io);
+      expect(code).toBe(EXIT_FAILED);
+      expect(io.err).toContain(
+        `${url}/balancer/stats: no answer within 0.3 s (raise it with --timeout)`,
+      );
+      for (const bad of ['0', '-1', 'soon']) {
+        const e = capture();
+        expect(await main(['export', '--url', url, '--config', file, `--timeout=${bad}`], e)).toBe(
+          EXIT_USAGE,
+        );
+        expect(e.err).toMatch(/--timeout must be a number/);
+      }
+    });
+
+    it('never writes a capacity the options would reject', async () => {
+      const url = await listen((_req, res) => {
+        res.setHeader('content-type', 'application/json');
+        res.end(
+          JSON.stringify({
+            endpoints: {
+              '/predict': { capacity: 2.5, capacity_source: 'probe' },
+              '/other': { capacity: 4, capacity_source: 'probe' },
+            },
+          }),
+        );
+      });
+      const file = join(dir, 'balancer.yml');
+      writeFileSync(file, CONFIG);
+      const io = capture();
+      expect(await main(['export', '--url', url, '--config', file], io)).toBe(EXIT_OK);
+      expect(io.err).toContain('skipped /predict: capacity 2.5 is not a positive integer');
+      const js = parse(readFileSync(file, 'utf8'));
+      expect(js.endpoints['/predict'].capacity).toBeUndefined();
+      expect(js.endpoints['/other'].capacity).toBe(4);
+    });
+  });
 });
+
+function freePort(): Promise<number> {
+  return new Promise<number>((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(p));
+    });
+  });
+}
