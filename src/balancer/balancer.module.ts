@@ -10,7 +10,7 @@ import { AdmissionInterceptor } from '../admission/admission.interceptor';
 import { createCapacityStore } from '../storage/capacity-store.factory';
 import { CapacityStore } from '../storage/capacity-store.interface';
 import { PoolRegistry } from '../admission/pool-registry';
-import { ProbeSecret } from '../admission/probe-secret';
+import { ProbeTokens } from '../admission/probe-tokens';
 import { BalancerAuthGuard } from '../dashboard/basic-auth.guard';
 import {
   configureDashboard,
@@ -66,7 +66,7 @@ import { RouteDiscovery } from './route-discovery';
     PoolRegistry,
     AdmissionGate,
     AdmissionEvents,
-    ProbeSecret,
+    ProbeTokens,
     RouteDiscovery,
     BalancerLifecycle,
     BalancerStatsService,
