@@ -51,8 +51,6 @@ export class ProbeTokens {
   private readonly minted = new Map<string, CachedToken[]>();
   private readonly refreshing = new Map<string, Promise<void>>();
   private readonly lastRefresh = new Map<string, number>();
-  /** Store reads made by `verify()` (for tests and stats). */
-  reads = 0;
 
   constructor(@Inject(CapacityStore) private readonly store: CapacityStore) {}
 
@@ -115,7 +113,6 @@ export class ProbeTokens {
     const run = (async () => {
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       this.lastRefresh.set(pool, Date.now());
-      this.reads++;
       try {
         const entries = await this.store.probeTokens(pool);
         const now = Date.now();

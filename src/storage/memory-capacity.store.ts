@@ -227,7 +227,10 @@ export class MemoryCapacityStore implements CapacityStore {
     ttlMs: number,
   ): Promise<PublishedProbeToken> {
     this.probeTokenEntries.set(pool, { token, expiresAt: Date.now() + ttlMs });
-    const mine = (): boolean => this.probeTokenEntries.get(pool)?.token === token;
+    const mine = (): boolean => {
+      const entry = this.probeTokenEntries.get(pool);
+      return entry !== undefined && entry.token === token && entry.expiresAt > Date.now();
+    };
     return {
       renew: async () => {
         if (!mine()) return false;
