@@ -21,7 +21,8 @@ import {
  * Several `node:cluster` workers on one port with the Redis store, the way most teams run a
  * Node app on one host. The model lives in its own process and counts in-flight over all
  * workers: a knee at K = 4 (S = 80 ms up to 4 in flight, at least 10 S above). The latency
- * limit (5 S) leaves 320 ms for scheduler noise on a busy 2-core box; noise only adds latency,
+ * limit (7 S) leaves 480 ms for scheduler noise on a busy 2-core box (a first probe overlapping
+ * the other workers' boot saw p99 350 ms at K at load average 20); noise only adds latency,
  * so a level above K can never pass. The probe sends its
  * requests to the shared port, so the cluster hands them to every worker; they must all let
  * them through (the probe token is published in Redis), or the probe measures a queue.
@@ -50,8 +51,8 @@ describe.each([2, 4])('%i node:cluster workers on one port, Redis store', (worke
         modelUrl: model.url,
         pools: POOLS,
         probeOnStartup: true,
-        latencyThresholdMs: 5 * S,
-        // Short levels; the knee's margins (5 S limit, >= 10 S above K) absorb a busy CPU.
+        latencyThresholdMs: 7 * S,
+        // Short levels; the knee's margins (7 S limit, >= 10 S above K) absorb a busy CPU.
         probe: { warmupMs: 100, levelDurationMs: 400, minSamples: 6, maxConcurrency: 16 },
       },
       children,
