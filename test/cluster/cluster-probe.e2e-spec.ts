@@ -59,7 +59,7 @@ describe.each([2, 4])('%i node:cluster workers on one port, Redis store', (worke
     );
     await waitFor(() => app.output().includes('SETTLED'), 180_000, 'every worker to settle');
     probed = await modelStats(model);
-  }, 300_000);
+  }, 480_000);
 
   afterAll(async () => {
     await app?.kill('SIGTERM');

@@ -32,7 +32,8 @@ async function spawnOne(
   env: Record<string, string>,
   children: Set<ChildProcess>,
 ): Promise<Worker> {
-  const [w] = await spawnWorkers(fixture, 1, env, children, 120_000);
+  // Generous: N workers each compile the sources (ts-node) on a shared 2-core box.
+  const [w] = await spawnWorkers(fixture, 1, env, children, 240_000);
   return w;
 }
 

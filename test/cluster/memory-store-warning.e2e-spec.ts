@@ -40,5 +40,5 @@ describe('node:cluster workers with the memory store', () => {
     const lines = memoryStoreWarnings(app.output());
     expect(lines).toHaveLength(2);
     for (const line of lines) expect(line).toMatch(/type: 'redis'/);
-  }, 180_000);
+  }, 300_000);
 });
