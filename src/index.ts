@@ -42,6 +42,8 @@ export {
   type Lease,
   type PoolSnapshot,
   type ProbeLock,
+  type ProbeTokenEntry,
+  type PublishedProbeToken,
   type StoredProbeResult,
 } from './storage/capacity-store.interface';
 export { MemoryCapacityStore } from './storage/memory-capacity.store';

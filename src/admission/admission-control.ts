@@ -11,7 +11,7 @@ import {
 } from './admission.exceptions';
 import { CapacityStore, type Lease } from '../storage/capacity-store.interface';
 import { PoolRegistry, type ResolvedPool } from './pool-registry';
-import { ProbeSecret } from './probe-secret';
+import { probePass, ProbeTokens } from './probe-tokens';
 
 /** `Retry-After` seconds while shutting down: long enough for a load balancer to move on. */
 export const SHUTDOWN_RETRY_AFTER = 5;
@@ -38,7 +38,7 @@ export class AdmissionControl {
     private readonly registry: PoolRegistry,
     @Inject(CapacityStore) private readonly store: CapacityStore,
     private readonly gate: AdmissionGate,
-    private readonly secret: ProbeSecret,
+    private readonly tokens: ProbeTokens,
     private readonly events: AdmissionEvents,
   ) {}
 
@@ -53,7 +53,7 @@ export class AdmissionControl {
     const http = context.switchToHttp();
     const req = http.getRequest<R>();
     const probe = req.headers[PROBE_HEADER];
-    if (probe !== undefined && this.secret.matches(probe)) return undefined;
+    if (probe !== undefined && this.tokens.accepts(pool.key, probe)) return undefined;
     // Express hands us the ServerResponse itself; Fastify a reply wrapping it as `.raw`.
     const reply = http.getResponse<ServerResponse | { raw: ServerResponse }>();
     const raw: ServerResponse = 'raw' in reply ? reply.raw : reply;
@@ -65,7 +65,19 @@ export class AdmissionControl {
    * no abort wiring), or a promise of one after a wait in the queue. Throws (or rejects with)
    * the 503 / 504 / client-closed exception when the request cannot be admitted.
    */
-  admit({ pool, raw }: AdmissionTarget): Lease | Promise<Lease> {
+  admit(target: AdmissionTarget): Lease | Promise<Lease> {
+    // A probe token not cached here may belong to a probe another worker just started: ask the
+    // store (rate-limited); a token it does not hold is admitted like any other request.
+    const probe = target.req.headers[PROBE_HEADER];
+    if (ProbeTokens.wellFormed(probe)) {
+      return this.tokens
+        .verify(target.pool.key, probe)
+        .then((ok) => (ok ? probePass(target.pool.key) : this.take(target)));
+    }
+    return this.take(target);
+  }
+
+  private take({ pool, raw }: AdmissionTarget): Lease | Promise<Lease> {
     const closed = this.gate.closedReason;
     if (closed) {
       this.store.recordRejection(pool.key);

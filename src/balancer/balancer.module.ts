@@ -11,7 +11,7 @@ import { BalancerService } from '../admission/balancer.service';
 import { createCapacityStore } from '../storage/capacity-store.factory';
 import { CapacityStore } from '../storage/capacity-store.interface';
 import { PoolRegistry } from '../admission/pool-registry';
-import { ProbeSecret } from '../admission/probe-secret';
+import { ProbeTokens } from '../admission/probe-tokens';
 import { BalancerAuthGuard } from '../dashboard/basic-auth.guard';
 import {
   configureDashboard,
@@ -71,7 +71,7 @@ import { RouteDiscovery } from './route-discovery';
     PoolRegistry,
     AdmissionGate,
     AdmissionEvents,
-    ProbeSecret,
+    ProbeTokens,
     RouteDiscovery,
     BalancerLifecycle,
     BalancerStatsService,

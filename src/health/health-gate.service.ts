@@ -11,7 +11,7 @@ import { HttpAdapterHost, ModuleRef } from '@nestjs/core';
 import { HealthCheckService } from '@nestjs/terminus';
 import type { Server } from 'node:http';
 import { AdmissionGate } from '../admission/admission-gate';
-import { ProbeSecret } from '../admission/probe-secret';
+import { ProbeTokens } from '../admission/probe-tokens';
 import { BALANCER_OPTIONS, PROBE_HEADER } from '../config/balancer.constants';
 import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import { HealthFlapGuard } from './health-flap-guard';
@@ -78,7 +78,7 @@ export class HealthGateService
   constructor(
     @Inject(BALANCER_OPTIONS) private readonly options: ResolvedBalancerOptions,
     private readonly gate: AdmissionGate,
-    private readonly secret: ProbeSecret,
+    private readonly tokens: ProbeTokens,
     private readonly adapterHost: HttpAdapterHost,
     private readonly moduleRef: ModuleRef,
     private readonly terminus: HealthCheckService,
@@ -171,7 +171,7 @@ export class HealthGateService
     const result = await httpHealthCheck(this.server, {
       path,
       // The probe header lets the check through any admission in front of the health route.
-      headers: { [PROBE_HEADER]: this.secret.value, 'user-agent': 'nestjs-balancer-health' },
+      headers: { [PROBE_HEADER]: this.tokens.local, 'user-agent': 'nestjs-balancer-health' },
       timeoutMs: this.options.healthTimeout * 1000,
       signal: this.abort.signal,
     });

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { Server as TlsServer } from 'node:tls';
 import { CapacityStore, type StoredProbeResult } from '../storage/capacity-store.interface';
 import { PoolRegistry, type ResolvedPool } from '../admission/pool-registry';
-import { ProbeSecret } from '../admission/probe-secret';
+import { ProbeTokens, type MintedProbeToken } from '../admission/probe-tokens';
 import { BALANCER_OPTIONS, PROBE_HEADER } from '../config/balancer.constants';
 import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import { ProbeAbortedError, ProbeError, ProbeNoPathError } from './probe.errors';
@@ -35,9 +35,10 @@ type PoolOutcome = 'settled' | 'lost_lock';
 
 /**
  * The startup probe. Once the HTTP server listens, probes every watched pool that has no
- * manual capacity, one pool after another, over loopback, with the per-process secret header
- * so the probe's own requests skip admission. Meanwhile the pool's real requests wait in its
- * queue (capacity unknown, source `probing`).
+ * manual capacity, one pool after another, over loopback. Its requests carry a token minted
+ * for this probe and published in the store with the probe lock, so they skip admission in
+ * whichever worker receives them (several workers on one port). Meanwhile the pool's real
+ * requests wait in its queue (capacity unknown, source `probing`).
  *
  * Coordination through the `CapacityStore` (shared by every worker with Redis): a stored result
  * is reused unless it is older than `probe.resultTtl` or `forceReprobe` is set; one worker takes
@@ -62,7 +63,7 @@ export class ProbeRunner implements OnApplicationBootstrap, OnModuleDestroy, OnA
     @Inject(BALANCER_OPTIONS) private readonly options: ResolvedBalancerOptions,
     @Inject(CapacityStore) private readonly store: CapacityStore,
     private readonly registry: PoolRegistry,
-    private readonly secret: ProbeSecret,
+    private readonly tokens: ProbeTokens,
     private readonly probe: ProbeService,
     private readonly adapterHost: HttpAdapterHost,
   ) {}
@@ -194,6 +195,8 @@ export class ProbeRunner implements OnApplicationBootstrap, OnModuleDestroy, OnA
 
   private async reuse(pool: ResolvedPool, stored: StoredProbeResult): Promise<void> {
     await this.store.setCapacity(pool.key, stored.maxConcurrency, 'probe');
+    // That probe is over: its token must not outlive it in this worker's cache.
+    this.tokens.forget(pool.key);
     const now = new Date().toISOString();
     pool.probeStatus = {
       state: 'reused',
@@ -219,10 +222,13 @@ export class ProbeRunner implements OnApplicationBootstrap, OnModuleDestroy, OnA
     const onStop = (): void => abort.abort();
     this.stopping.signal.addEventListener('abort', onStop);
     let lost = false;
+    let token: MintedProbeToken | undefined;
     const renew = setInterval(() => {
       lock.renew().then(
         (ok) => {
-          if (!ok && !abort.signal.aborted) {
+          if (ok) {
+            void token?.renew().catch(() => undefined);
+          } else if (!abort.signal.aborted) {
             lost = true;
             abort.abort();
           }
@@ -231,15 +237,17 @@ export class ProbeRunner implements OnApplicationBootstrap, OnModuleDestroy, OnA
       );
     }, PROBE_LOCK_TTL_MS / 3);
 
-    const target: ProbeTarget = {
-      url: `${loopback.origin}${pool.probe.path}`,
-      method: pool.probe.method,
-      headers: { ...pool.probe.headers, [PROBE_HEADER]: this.secret.value },
-      body: pool.probe.body,
-      socketPath: loopback.socketPath,
-      insecureTls: loopback.insecureTls,
-    };
     try {
+      // Published with the lock and as long-lived: every worker lets these requests through.
+      token = await this.tokens.mint(pool.key, PROBE_LOCK_TTL_MS);
+      const target: ProbeTarget = {
+        url: `${loopback.origin}${pool.probe.path}`,
+        method: pool.probe.method,
+        headers: { ...pool.probe.headers, [PROBE_HEADER]: token.value },
+        body: pool.probe.body,
+        socketPath: loopback.socketPath,
+        insecureTls: loopback.insecureTls,
+      };
       const result = await this.probe.probe(target, {
         ...this.options.probe,
         errorThreshold: this.options.errorThreshold,
@@ -284,6 +292,7 @@ export class ProbeRunner implements OnApplicationBootstrap, OnModuleDestroy, OnA
     } finally {
       clearInterval(renew);
       this.stopping.signal.removeEventListener('abort', onStop);
+      await token?.withdraw();
     }
   }
 

@@ -2,7 +2,7 @@ import type { LevelStats } from './probe.types';
 
 /** Machine-readable cause of a failed probe. */
 export type ProbeErrorReason =
-  'unreachable' | 'rejected' | 'level_one_failed' | 'budget' | 'no_path' | 'aborted';
+  'unreachable' | 'rejected' | 'level_one_failed' | 'load_short' | 'budget' | 'no_path' | 'aborted';
 
 /**
  * A probe that could not produce a capacity. The message says why and what to change; the
@@ -47,6 +47,30 @@ export class ProbeRejectedError extends ProbeError {
 export class ProbeLevelOneError extends ProbeError {
   constructor(target: string, level: LevelStats, detail: string) {
     super('level_one_failed', `${target} fails at concurrency 1: ${detail}`, [level]);
+  }
+}
+
+/**
+ * A level passed, but the server saw far fewer requests in flight than the probe sent
+ * (Little's law), on every try: the number would be wrong, so none is given.
+ */
+export class ProbeLoadShortError extends ProbeError {
+  constructor(
+    target: string,
+    concurrency: number,
+    seen: number,
+    tries: number,
+    levels: LevelStats[],
+  ) {
+    super(
+      'load_short',
+      `${target}: at concurrency ${concurrency} the server saw only ~${seen} requests in flight ` +
+        `(Little's law: throughput x mean latency), in ${tries} tries; the load did not reach the ` +
+        `endpoint, so no capacity is published. Requests are held before the handler (several ` +
+        `workers on one port with the memory store? use the Redis store) or the probing process ` +
+        `is starved of CPU`,
+      levels,
+    );
   }
 }
 

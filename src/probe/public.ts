@@ -12,6 +12,7 @@ export {
   ProbeAbortedError,
   ProbeBudgetError,
   ProbeLevelOneError,
+  ProbeLoadShortError,
   ProbeNoPathError,
   ProbeRejectedError,
   ProbeUnreachableError,

@@ -10,5 +10,5 @@ export async function createCapacityStore(
     const { RedisCapacityStore } = await import('./redis-capacity.store');
     return new RedisCapacityStore(options.storage, { logger: options.logger });
   }
-  return new MemoryCapacityStore();
+  return new MemoryCapacityStore({ logger: options.logger });
 }

@@ -83,6 +83,24 @@ export interface ProbeLock {
 }
 
 /**
+ * A probe token published in the store: the header value that marks one probe's requests, so
+ * every worker serving the pool lets them past admission (see `publishProbeToken`).
+ */
+export interface PublishedProbeToken {
+  /** Extend its life by its TTL; false when it is gone or was replaced (another prober). */
+  renew(): Promise<boolean>;
+  /** Delete it, only if it is still this token. */
+  withdraw(): Promise<void>;
+}
+
+/** A probe token as read back from the store, with how long it still lives. */
+export interface ProbeTokenEntry {
+  token: string;
+  /** Milliseconds until it expires (unless renewed). */
+  ttlMs: number;
+}
+
+/**
  * The storage behind admission: per-pool capacity, slots, FIFO waiters and counters.
  * The in-memory store serves one process; the Redis store shares all of it between workers
  * and hosts. Both pass the same contract suite (`test/contract/capacity-store.contract.ts`).
@@ -125,6 +143,13 @@ export interface CapacityStore {
   getProbeResult(pool: string): Promise<StoredProbeResult | null>;
   /** Try to become the prober of `pool`. `null` when someone else holds the lock. */
   tryProbeLock(pool: string, ttlMs: number): Promise<ProbeLock | null>;
+  /**
+   * Publish the token of the probe this process runs on `pool` (it holds the probe lock) for
+   * `ttlMs`, replacing any earlier one. Redis: every worker reads it; memory: this process only.
+   */
+  publishProbeToken(pool: string, token: string, ttlMs: number): Promise<PublishedProbeToken>;
+  /** The probe tokens currently published for `pool` (at most one per pool today). */
+  probeTokens(pool: string): Promise<ProbeTokenEntry[]>;
   /** Release every slot this process holds and stop timers. Closes only what it created. */
   close(): Promise<void>;
 }

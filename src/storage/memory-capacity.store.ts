@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type {
@@ -9,9 +10,12 @@ import type {
   PoolCounters,
   PoolSnapshot,
   ProbeLock,
+  ProbeTokenEntry,
+  PublishedProbeToken,
   RejectReason,
   StoredProbeResult,
 } from './capacity-store.interface';
+import { sharedPortWorker } from './shared-port-worker';
 
 interface Waiter {
   readonly enqueuedAt: number;
@@ -37,10 +41,22 @@ export class MemoryCapacityStore implements CapacityStore {
   private readonly held = new Map<string, string>();
   private readonly probeResults = new Map<string, StoredProbeResult>();
   private readonly probeLocks = new Map<string, { token: string; expiresAt: number }>();
+  private readonly probeTokenEntries = new Map<string, { token: string; expiresAt: number }>();
   private nextWaiter = 0;
   private nextLease = 0;
 
-  async init(): Promise<void> {}
+  constructor(private readonly settings: { logger?: boolean } = {}) {}
+
+  async init(): Promise<void> {
+    const worker = this.settings.logger ? sharedPortWorker() : null;
+    if (worker) {
+      new Logger('BalancerMemoryStore').warn(
+        `storage is memory in ${worker}: each worker process has its own caps, queues and probe, ` +
+          `so N workers admit up to N x capacity and the startup probe measures a queue; ` +
+          `use storage: { type: 'redis', url } to share them (README: "Several workers on one host")`,
+      );
+    }
+  }
 
   private pool(name: string): PoolState {
     let p = this.pools.get(name);
@@ -202,6 +218,35 @@ export class MemoryCapacityStore implements CapacityStore {
         if (this.probeLocks.get(pool)?.token === token) this.probeLocks.delete(pool);
       },
     };
+  }
+
+  /** This process only: with the memory store, no other process accepts the token. */
+  async publishProbeToken(
+    pool: string,
+    token: string,
+    ttlMs: number,
+  ): Promise<PublishedProbeToken> {
+    this.probeTokenEntries.set(pool, { token, expiresAt: Date.now() + ttlMs });
+    const mine = (): boolean => {
+      const entry = this.probeTokenEntries.get(pool);
+      return entry !== undefined && entry.token === token && entry.expiresAt > Date.now();
+    };
+    return {
+      renew: async () => {
+        if (!mine()) return false;
+        this.probeTokenEntries.set(pool, { token, expiresAt: Date.now() + ttlMs });
+        return true;
+      },
+      withdraw: async () => {
+        if (mine()) this.probeTokenEntries.delete(pool);
+      },
+    };
+  }
+
+  async probeTokens(pool: string): Promise<ProbeTokenEntry[]> {
+    const entry = this.probeTokenEntries.get(pool);
+    const ttlMs = entry ? entry.expiresAt - Date.now() : 0;
+    return entry && ttlMs > 0 ? [{ token: entry.token, ttlMs }] : [];
   }
 
   isReachable(): boolean {

@@ -11,6 +11,8 @@ import type {
   PoolCounters,
   PoolSnapshot,
   ProbeLock,
+  ProbeTokenEntry,
+  PublishedProbeToken,
   StoredProbeResult,
 } from './capacity-store.interface';
 import { MemoryCapacityStore } from './memory-capacity.store';
@@ -1042,6 +1044,40 @@ export class RedisCapacityStore implements CapacityStore {
         }
       },
     };
+  }
+
+  // ---------------------------------------------------------------- probe tokens
+
+  /** `<prefix>:{<pool>}:probe-token`: a string holding the running probe's token, with a TTL. */
+  private probeTokenKey(pool: string): string {
+    return `${this.prefix}:{${pool}}:probe-token`;
+  }
+
+  /** SET with PX (replaces a dead prober's token); renew and withdraw only for this token. */
+  async publishProbeToken(
+    pool: string,
+    token: string,
+    ttlMs: number,
+  ): Promise<PublishedProbeToken> {
+    const key = this.probeTokenKey(pool);
+    const ttl = Math.max(1, Math.round(ttlMs));
+    await this.call((c) => c.set(key, token, 'PX', ttl));
+    return {
+      renew: async () => (await this.run<number>('balancerLockRenew', [key], [token, ttl])) === 1,
+      withdraw: async () => {
+        // Unreachable: the token expires by itself after its TTL.
+        await this.run('balancerLockRelease', [key], [token]).catch(() => undefined);
+      },
+    };
+  }
+
+  /** One round trip (GET + PTTL in a MULTI); throws while Redis is unreachable. */
+  async probeTokens(pool: string): Promise<ProbeTokenEntry[]> {
+    const key = this.probeTokenKey(pool);
+    const replies = await this.call((c) => c.multi().get(key).pttl(key).exec());
+    const token = replies?.[0]?.[1];
+    const ttlMs = Number(replies?.[1]?.[1]);
+    return typeof token === 'string' && ttlMs > 0 ? [{ token, ttlMs }] : [];
   }
 
   // ---------------------------------------------------------------- shutdown

@@ -349,6 +349,34 @@ export function runCapacityStoreContract(create: () => Promise<CapacityStore>): 
     await next!.release();
   });
 
+  it('probe tokens: published per pool, replaced by the next prober, renewed and withdrawn only by their own', async () => {
+    const t1 = 'a'.repeat(48);
+    const t2 = 'b'.repeat(48);
+    expect(await store.probeTokens('pt')).toEqual([]);
+    const first = await store.publishProbeToken('pt', t1, 10_000);
+    const [entry] = await store.probeTokens('pt');
+    expect(entry.token).toBe(t1);
+    expect(entry.ttlMs).toBeGreaterThan(0);
+    expect(entry.ttlMs).toBeLessThanOrEqual(10_000);
+    expect(await store.probeTokens('other')).toEqual([]);
+    expect(await first.renew()).toBe(true);
+    const second = await store.publishProbeToken('pt', t2, 10_000);
+    expect((await store.probeTokens('pt')).map((e) => e.token)).toEqual([t2]);
+    // The first prober's token is gone: it can neither renew nor withdraw the second's.
+    expect(await first.renew()).toBe(false);
+    await first.withdraw();
+    expect((await store.probeTokens('pt')).map((e) => e.token)).toEqual([t2]);
+    expect(await second.renew()).toBe(true);
+    await second.withdraw();
+    expect(await store.probeTokens('pt')).toEqual([]);
+  });
+
+  it('a probe token expires after its TTL when not renewed', async () => {
+    const token = await store.publishProbeToken('pte', 'c'.repeat(48), 150);
+    await waitFor(async () => (await store.probeTokens('pte')).length === 0, 5000, 'expiry');
+    expect(await token.renew()).toBe(false);
+  });
+
   it('stores and returns probe results per pool', async () => {
     expect(await store.getProbeResult('pr')).toBeNull();
     const result = {

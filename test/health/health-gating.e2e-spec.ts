@@ -2,7 +2,7 @@ import { Controller, Get, Headers, HttpException, Module, Post, type Type } from
 import { ScheduleModule, SchedulerRegistry } from '@nestjs/schedule';
 import { HealthIndicatorService, TerminusModule } from '@nestjs/terminus';
 import { AdmissionGate, Balanced, BalancerModule, type BalancerOptions } from '../../src';
-import { ProbeSecret } from '../../src/admission/probe-secret';
+import { ProbeTokens } from '../../src/admission/probe-tokens';
 import { HEALTH_INTERVAL_NAME, HealthGateService } from '../../src/health/health-gate.service';
 import { PLATFORMS } from '../harness/platforms';
 import { WorkLatch, startHealthApp, waitFor, type HealthApp } from './health-fixtures';
@@ -170,7 +170,7 @@ describe.each(PLATFORMS)('health gating (%s)', (platform) => {
     expect((await post(url)).status).toBe(201);
     expect((await stats(url)).healthy).toBe(true);
     // Every check carried the probe secret, so no admission in front of the route can block it.
-    expect([...control.probeHeaders]).toEqual([h.app.get(ProbeSecret).value]);
+    expect([...control.probeHeaders]).toEqual([h.app.get(ProbeTokens).local]);
   });
 
   it('answers requests queued when health fails with 503 at once, not 504 later', async () => {
