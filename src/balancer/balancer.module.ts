@@ -7,6 +7,9 @@ import { AdmissionGate } from '../admission/admission-gate';
 import { wrapHandler } from '../admission/admission-handler';
 import { AdmissionGuard } from '../admission/admission.guard';
 import { AdmissionInterceptor } from '../admission/admission.interceptor';
+import { QueuedBodyBytes } from '../admission/body-budget';
+import { EarlyAdmission } from '../admission/early-admission';
+import { EarlyAdmissionInstaller } from '../admission/early-admission.installer';
 import { createCapacityStore } from '../storage/capacity-store.factory';
 import { CapacityStore } from '../storage/capacity-store.interface';
 import { PoolRegistry } from '../admission/pool-registry';
@@ -74,6 +77,9 @@ import { RouteDiscovery } from './route-discovery';
     AdmissionControl,
     AdmissionInterceptor,
     AdmissionGuard,
+    QueuedBodyBytes,
+    EarlyAdmission,
+    EarlyAdmissionInstaller,
     ...PROBE_PROVIDERS,
     ...HEALTH_PROVIDERS,
     ...DASHBOARD_PROVIDERS,
@@ -98,6 +104,7 @@ export class BalancerModule extends BalancerConfigurableModule implements NestMo
     private readonly registry: PoolRegistry,
     private readonly interceptor: AdmissionInterceptor,
     private readonly guard: AdmissionGuard,
+    private readonly early: EarlyAdmissionInstaller,
   ) {
     super();
   }
@@ -153,6 +160,8 @@ export class BalancerModule extends BalancerConfigurableModule implements NestMo
         Reflect.defineMetadata(GUARDS_METADATA, guards, fn);
       }
     }
+    // Admission before the body is read, where the server allows it (before Nest middleware).
+    this.early.install();
     configureDashboard(consumer, this.options);
   }
 }
