@@ -23,7 +23,7 @@ export class AdmissionInterceptor implements NestInterceptor {
     if (!target) return next.handle();
     // Admitted already, before the body was read: only track when the handler settles.
     const early = earlyAdmissionOf(target.req);
-    if (early) return trackHandler(early, next.handle());
+    if (early) return trackHandler(early, next);
     const lease = this.control.admit(target);
     if (!(lease instanceof Promise)) return this.run(target.raw, lease, next);
     return lease.then((l) => this.run(target.raw, l, next));

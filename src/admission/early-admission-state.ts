@@ -1,5 +1,7 @@
+import type { CallHandler } from '@nestjs/common';
 import type { IncomingMessage } from 'node:http';
-import { finalize, type Observable } from 'rxjs';
+import { finalize, throwError, type Observable } from 'rxjs';
+import { ClientClosedRequestException } from './admission.exceptions';
 import { ADMISSION_STATE, releaseAdmission, type AdmissionState } from './admission-handler';
 
 type WithState = { [ADMISSION_STATE]?: AdmissionState };
@@ -13,11 +15,13 @@ export function earlyAdmissionOf(req: object): AdmissionState | undefined {
   return (raw as WithState)[ADMISSION_STATE];
 }
 
-/** Mark the handler running until `handled` settles; the slot goes back once the response is done too. */
-export function trackHandler<T>(state: AdmissionState, handled: Observable<T>): Observable<T> {
+/** Run the handler, marking it running until it settles; the slot goes back once the response is done too. */
+export function trackHandler(state: AdmissionState, next: CallHandler): Observable<unknown> {
+  // The connection closed after admission and the slot is already back: don't start work.
+  if (state.released) return throwError(() => new ClientClosedRequestException());
   state.entered = true;
   state.running++;
-  return handled.pipe(
+  return next.handle().pipe(
     finalize(() => {
       if (--state.running > 0) return;
       state.handlerDone = true;
