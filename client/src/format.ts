@@ -44,3 +44,15 @@ export function fmtClock(ms: number): string {
     second: '2-digit',
   });
 }
+
+/** `1536` -> `1.5 KB`, `104857600` -> `100 MB` (binary units, as body limits are written). */
+export function fmtBytes(n: number): string {
+  const units = ['B', 'KB', 'MB', 'GB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${u === 0 ? v : Number(v.toFixed(1))} ${units[u]}`;
+}

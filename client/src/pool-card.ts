@@ -1,6 +1,6 @@
 import { HistoryChart, ProbeChart } from './charts';
 import { h, replace, setText } from './dom';
-import { fmtAgo, fmtInt, fmtMs, fmtNum, fmtPct, fmtSeconds } from './format';
+import { fmtAgo, fmtBytes, fmtInt, fmtMs, fmtNum, fmtPct, fmtSeconds } from './format';
 import { readProbeReport, type ProbeReport } from './probe-report';
 import type { EndpointStats, PoolHistory } from './types';
 
@@ -212,6 +212,9 @@ export class PoolCard {
     setText(
       this.limits,
       `queue timeout ${fmtSeconds(e.queue_timeout)} · max queue ${fmtInt(e.max_queue)}` +
+        (e.max_queue_bytes
+          ? ` · queued bodies ${fmtBytes(e.queued_bytes ?? 0)} of ${fmtBytes(e.max_queue_bytes)}`
+          : '') +
         (e.workers && e.workers > 1 ? ` · ${fmtInt(e.workers)} workers` : ''),
     );
 

@@ -22,6 +22,10 @@ export interface EndpointStats {
   routes: string[];
   queue_timeout: number;
   max_queue: number;
+  /** Bytes of read bodies waiting (this process); absent from stats of older versions. */
+  queued_bytes?: number;
+  /** The pool's maxQueueBytes (0: no budget); absent from stats of older versions. */
+  max_queue_bytes?: number;
   /** Absent from stats served by versions before it was added. */
   workers?: number;
   probe: ProbeInfo;

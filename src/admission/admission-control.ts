@@ -12,6 +12,7 @@ import {
 import { CapacityStore, type Lease } from '../storage/capacity-store.interface';
 import { PoolRegistry, type ResolvedPool } from './pool-registry';
 import { probePass, ProbeTokens } from './probe-tokens';
+import { declaredBodyBytes, QueuedBodyBytes } from './body-budget';
 
 /** `Retry-After` seconds while shutting down: long enough for a load balancer to move on. */
 export const SHUTDOWN_RETRY_AFTER = 5;
@@ -25,6 +26,11 @@ export interface AdmissionTarget<R extends RawRequest = RawRequest> {
   pool: ResolvedPool;
   req: R;
   raw: ServerResponse;
+  /**
+   * The body is still in the client and kernel buffers (early admission): a wait costs no
+   * memory, so it is not counted against `maxQueueBytes`.
+   */
+  bodyUnread?: boolean;
 }
 
 /**
@@ -40,6 +46,7 @@ export class AdmissionControl {
     private readonly gate: AdmissionGate,
     private readonly tokens: ProbeTokens,
     private readonly events: AdmissionEvents,
+    private readonly bodies: QueuedBodyBytes,
   ) {}
 
   /**
@@ -77,7 +84,7 @@ export class AdmissionControl {
     return this.take(target);
   }
 
-  private take({ pool, raw }: AdmissionTarget): Lease | Promise<Lease> {
+  private take({ pool, req, raw, bodyUnread }: AdmissionTarget): Lease | Promise<Lease> {
     const closed = this.gate.closedReason;
     if (closed) {
       this.store.recordRejection(pool.key);
@@ -90,7 +97,15 @@ export class AdmissionControl {
       this.events.emit(pool.key, 'admitted', 0);
       return lease;
     }
-    return this.wait(raw, pool);
+    // Waiting with a body already read into memory: bounded by the pool's byte budget.
+    const bytes = bodyUnread ? 0 : declaredBodyBytes(req.headers);
+    if (!this.bodies.reserve(pool.key, bytes, pool.maxQueueBytes ?? 0)) {
+      this.store.recordRejection(pool.key);
+      this.events.emit(pool.key, 'queue_full', 0);
+      throw this.reject(raw, new BalancerUnavailableException('queue_full', pool.retryAfter));
+    }
+    if (bytes === 0) return this.wait(raw, pool);
+    return this.wait(raw, pool).finally(() => this.bodies.release(pool.key, bytes));
   }
 
   /** Wait in the pool's queue, leaving it if the client goes away. */

@@ -2,6 +2,7 @@ import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import { AdmissionControl, type RawRequest } from './admission-control';
 import { ADMISSION_STATE, releaseAdmission, type AdmissionState } from './admission-handler';
+import { earlyAdmissionOf } from './early-admission-state';
 import type { Lease } from '../storage/capacity-store.interface';
 
 interface GuardedRequest extends RawRequest {
@@ -24,6 +25,7 @@ export class AdmissionGuard implements CanActivate {
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     const target = this.control.target<GuardedRequest>(context);
     if (!target) return true;
+    if (this.takeEarlyAdmission(target.req)) return true;
     const lease = this.control.admit(target);
     if (!(lease instanceof Promise)) {
       this.hold(target.req, target.raw, lease);
@@ -33,6 +35,17 @@ export class AdmissionGuard implements CanActivate {
       this.hold(target.req, target.raw, l);
       return true;
     });
+  }
+
+  /**
+   * Admitted already, before the body was read (`EarlyAdmission` leaves its state on the raw
+   * Node request): do not admit again; the handler wrapper reads the state from `@Req()`.
+   */
+  private takeEarlyAdmission(req: GuardedRequest): boolean {
+    const state = earlyAdmissionOf(req);
+    if (!state) return false;
+    req[ADMISSION_STATE] = state;
+    return true;
   }
 
   /**

@@ -2,6 +2,7 @@ import { CallHandler, ExecutionContext, Injectable, NestInterceptor } from '@nes
 import type { ServerResponse } from 'node:http';
 import { finalize, type Observable } from 'rxjs';
 import { AdmissionControl } from './admission-control';
+import { earlyAdmissionOf, trackHandler } from './early-admission-state';
 import type { Lease } from '../storage/capacity-store.interface';
 
 /**
@@ -20,6 +21,9 @@ export class AdmissionInterceptor implements NestInterceptor {
   ): Observable<unknown> | Promise<Observable<unknown>> {
     const target = this.control.target(context);
     if (!target) return next.handle();
+    // Admitted already, before the body was read: only track when the handler settles.
+    const early = earlyAdmissionOf(target.req);
+    if (early) return trackHandler(early, next);
     const lease = this.control.admit(target);
     if (!(lease instanceof Promise)) return this.run(target.raw, lease, next);
     return lease.then((l) => this.run(target.raw, l, next));

@@ -5,7 +5,7 @@ import type { EndpointOptions, EndpointProbeOptions } from '../config/balancer-o
 /** Settings for `@Balanced()`; options' `endpoints[path]` win over these. */
 export interface BalancedOptions extends Pick<
   EndpointOptions,
-  'capacity' | 'queueTimeout' | 'maxQueue' | 'pool'
+  'capacity' | 'queueTimeout' | 'maxQueue' | 'maxQueueBytes' | 'pool'
 > {
   /** How the probe calls this route (method, headers, body, concrete path). */
   probe?: EndpointProbeOptions;

@@ -49,6 +49,8 @@ export interface ResolvedPool {
   manualCapacity?: number;
   queueTimeoutMs: number;
   maxQueue: number;
+  /** Bytes of read bodies that may wait in the queue (per process); `0` or unset: no budget. */
+  maxQueueBytes?: number;
   /** `Retry-After` seconds sent with this pool's 504s and queue-full 503s. */
   retryAfter: number;
   probe: PoolProbeTarget;
@@ -64,12 +66,15 @@ export class PoolRegistry {
   private readonly byHandler = new Map<object, ResolvedPool>();
   private readonly pools = new Map<string, ResolvedPool>();
   private readonly siteList: HandlerSite[] = [];
+  /** `METHOD path` -> pool, built on first use (after discovery). */
+  private byRoute?: Map<string, ResolvedPool>;
 
   /** `handler` is the original function (a wrapper is unwrapped first). */
   register(handler: object, pool: ResolvedPool, site?: HandlerSite): void {
     const original = unwrapHandler(handler);
     this.byHandler.set(original, pool);
     this.pools.set(pool.key, pool);
+    this.byRoute = undefined;
     if (site && !this.siteList.some((s) => s.proto === site.proto && s.name === site.name)) {
       this.siteList.push(site);
     }
@@ -94,6 +99,26 @@ export class PoolRegistry {
     return (
       this.byHandler.get(handler as object) ??
       this.byHandler.get((handler as { [WRAPPED_ORIGINAL]?: object })?.[WRAPPED_ORIGINAL] as object)
+    );
+  }
+
+  /**
+   * The pool of a route by HTTP method and route path pattern (`/items/:id`, global prefix
+   * included), for code that runs before Nest's routing (early admission). HEAD falls back to
+   * GET; routes declared with `@All()` match every method.
+   */
+  forRoute(method: string, path: string): ResolvedPool | undefined {
+    if (!this.byRoute) {
+      this.byRoute = new Map();
+      for (const pool of this.pools.values()) {
+        for (const r of pool.routes) this.byRoute.set(`${r.method} ${r.path}`, pool);
+      }
+    }
+    const m = method.toUpperCase();
+    return (
+      this.byRoute.get(`${m} ${path}`) ??
+      (m === 'HEAD' ? this.byRoute.get(`GET ${path}`) : undefined) ??
+      this.byRoute.get(`ALL ${path}`)
     );
   }
 

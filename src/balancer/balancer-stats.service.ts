@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { hostname } from 'node:os';
 import { AdmissionGate } from '../admission/admission-gate';
+import { QueuedBodyBytes } from '../admission/body-budget';
 import { CapacityStore, type StoredProbeResult } from '../storage/capacity-store.interface';
 import { PoolRegistry, type ResolvedPool } from '../admission/pool-registry';
 import { BALANCER_OPTIONS } from '../config/balancer.constants';
@@ -21,6 +22,10 @@ export interface EndpointStats {
   routes: string[];
   queue_timeout: number;
   max_queue: number;
+  /** Bytes of already-read request bodies waiting in the queue, in this process. */
+  queued_bytes: number;
+  /** The pool's `maxQueueBytes` (0: no budget). */
+  max_queue_bytes: number;
   /** Processes sharing this pool (Redis: live workers at this process's last heartbeat). */
   workers: number;
   probe: {
@@ -50,6 +55,7 @@ export class BalancerStatsService {
     @Inject(CapacityStore) private readonly store: CapacityStore,
     private readonly registry: PoolRegistry,
     private readonly gate: AdmissionGate,
+    private readonly bodies: QueuedBodyBytes,
   ) {}
 
   /**
@@ -94,6 +100,8 @@ export class BalancerStatsService {
       routes: pool.routes.map((r) => `${r.method} ${r.path}`),
       queue_timeout: pool.queueTimeoutMs / 1000,
       max_queue: pool.maxQueue,
+      queued_bytes: this.bodies.queued(pool.key),
+      max_queue_bytes: pool.maxQueueBytes ?? 0,
       workers: s.workers,
       probe: {
         state: pool.probeStatus.state,

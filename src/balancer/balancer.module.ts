@@ -8,6 +8,9 @@ import { wrapHandler } from '../admission/admission-handler';
 import { AdmissionGuard } from '../admission/admission.guard';
 import { AdmissionInterceptor } from '../admission/admission.interceptor';
 import { BalancerService } from '../admission/balancer.service';
+import { QueuedBodyBytes } from '../admission/body-budget';
+import { EarlyAdmission } from '../admission/early-admission';
+import { EarlyAdmissionInstaller } from '../admission/early-admission.installer';
 import { createCapacityStore } from '../storage/capacity-store.factory';
 import { CapacityStore } from '../storage/capacity-store.interface';
 import { PoolRegistry } from '../admission/pool-registry';
@@ -80,6 +83,9 @@ import { RouteDiscovery } from './route-discovery';
     AdmissionInterceptor,
     AdmissionGuard,
     BalancerService,
+    QueuedBodyBytes,
+    EarlyAdmission,
+    EarlyAdmissionInstaller,
     ...PROBE_PROVIDERS,
     ...HEALTH_PROVIDERS,
     ...DASHBOARD_PROVIDERS,
@@ -105,6 +111,7 @@ export class BalancerModule extends BalancerConfigurableModule implements NestMo
     private readonly registry: PoolRegistry,
     private readonly interceptor: AdmissionInterceptor,
     private readonly guard: AdmissionGuard,
+    private readonly early: EarlyAdmissionInstaller,
   ) {
     super();
   }
@@ -174,6 +181,8 @@ export class BalancerModule extends BalancerConfigurableModule implements NestMo
         Reflect.defineMetadata(GUARDS_METADATA, guards, fn);
       }
     }
+    // Admission before the body is read, where the server allows it (before Nest middleware).
+    this.early.install();
     configureDashboard(consumer, this.options);
   }
 }

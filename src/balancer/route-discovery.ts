@@ -124,6 +124,7 @@ export class RouteDiscovery {
         manualCapacity: configured?.capacity ?? b.capacity,
         queueTimeoutMs: queueTimeout * 1000,
         maxQueue: configured?.maxQueue ?? b.maxQueue ?? o.maxQueue,
+        maxQueueBytes: configured?.maxQueueBytes ?? b.maxQueueBytes ?? o.maxQueueBytes,
         retryAfter: Math.max(1, Math.ceil(queueTimeout)),
         probe: {
           method:

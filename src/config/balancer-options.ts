@@ -14,6 +14,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import type { HealthIndicatorFunction } from '@nestjs/terminus';
+import { IsBodyParser } from './body-options.validators';
 
 /*
  * Option classes double as the public option types and as the class-validator schema.
@@ -259,10 +260,28 @@ export class EndpointOptions extends EndpointProbeOptions {
   @Min(0)
   maxQueue?: number;
 
+  /**
+   * Most bytes of request bodies (declared `Content-Length`) that may wait in this pool's queue
+   * already read into memory (routes admitted after body parsing); beyond it requests that would
+   * wait get 503 at once. Per process. `0` disables the budget. @default global maxQueueBytes
+   */
+  @IsOptional()
+  @IsInt({ message: '$property must be a whole number of bytes' })
+  @Min(0, { message: '$property must be a whole number of bytes' })
+  maxQueueBytes?: number;
+
   /** Name of a pool shared with other routes: one cap and one queue for all of them. */
   @IsOptional()
   @IsString()
   pool?: string;
+}
+
+/** Body parsers the balancer registers on Express after its early admission step. */
+export interface BodyParserOptions {
+  /** Largest JSON or urlencoded body, as body-parser takes it (`'10mb'`, bytes). @default '100kb' */
+  limit?: string | number;
+  /** Keep the raw body as `req.rawBody` (Nest's `rawBody` application option). @default false */
+  rawBody?: boolean;
 }
 
 export class BalancerOptions {
@@ -323,6 +342,34 @@ export class BalancerOptions {
   @IsInt()
   @Min(0)
   maxQueue?: number;
+
+  /**
+   * Global default of `maxQueueBytes`: bytes of already-read request bodies that may wait in one
+   * pool's queue (per process); `0` disables the budget. @default 104857600 (100 MiB)
+   */
+  @IsOptional()
+  @IsInt({ message: '$property must be a whole number of bytes' })
+  @Min(0, { message: '$property must be a whole number of bytes' })
+  maxQueueBytes?: number;
+
+  /**
+   * Seconds a request admitted before its body was read may take to deliver the body once it
+   * holds a slot; past it the slot goes back and the client gets 408. `0` disables the deadline.
+   * @default 10
+   */
+  @IsOptional()
+  @IsNumber({}, { message: '$property must be a number of seconds' })
+  @Min(0)
+  bodyTimeout?: number;
+
+  /**
+   * Express only: register the JSON and urlencoded body parsers after the balancer's admission
+   * step (create the app with `{ bodyParser: false }`), so waiting requests keep their bodies
+   * unread. `true` uses body-parser's defaults. @default false
+   */
+  @IsOptional()
+  @IsBodyParser()
+  bodyParser?: boolean | BodyParserOptions;
 
   /** Probe endpoints without a manual capacity when the server starts listening. @default true */
   @IsOptional()

@@ -30,6 +30,10 @@ export interface ResolvedBalancerOptions {
   healthIndicators: HealthIndicatorFunction[];
   queueTimeout: number;
   maxQueue: number;
+  maxQueueBytes: number;
+  bodyTimeout: number;
+  /** `null`: the balancer registers no body parsers. */
+  bodyParser: { limit: string | number; rawBody: boolean } | null;
   probeOnStartup: boolean;
   forceReprobe: boolean;
   errorThreshold: number;
@@ -82,6 +86,9 @@ export const DEFAULTS = {
   healthRecoveryThreshold: 1,
   queueTimeout: 30,
   maxQueue: 1000,
+  maxQueueBytes: 100 * 1024 * 1024,
+  bodyTimeout: 10,
+  bodyLimit: '100kb',
   probeOnStartup: true,
   forceReprobe: false,
   errorThreshold: 0.05,
@@ -273,6 +280,9 @@ export function resolveBalancerOptions(
     healthIndicators: (healthIndicators as HealthIndicatorFunction[] | undefined) ?? [],
     queueTimeout: opts.queueTimeout ?? DEFAULTS.queueTimeout,
     maxQueue: opts.maxQueue ?? DEFAULTS.maxQueue,
+    maxQueueBytes: opts.maxQueueBytes ?? DEFAULTS.maxQueueBytes,
+    bodyTimeout: opts.bodyTimeout ?? DEFAULTS.bodyTimeout,
+    bodyParser: resolveBodyParser(opts.bodyParser),
     probeOnStartup: opts.probeOnStartup ?? DEFAULTS.probeOnStartup,
     forceReprobe: opts.forceReprobe ?? DEFAULTS.forceReprobe,
     errorThreshold: opts.errorThreshold ?? DEFAULTS.errorThreshold,
@@ -305,6 +315,14 @@ export function resolveBalancerOptions(
     admission: opts.admission ?? DEFAULTS.admission,
     source,
   };
+}
+
+function resolveBodyParser(
+  value: BalancerOptions['bodyParser'],
+): ResolvedBalancerOptions['bodyParser'] {
+  if (!value) return null;
+  const given = value === true ? {} : value;
+  return { limit: given.limit ?? DEFAULTS.bodyLimit, rawBody: given.rawBody ?? false };
 }
 
 /** `/a//b/` -> `/a/b`; `/` stays `/`. */

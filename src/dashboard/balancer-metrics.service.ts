@@ -165,6 +165,18 @@ export class BalancerMetrics implements OnModuleInit, OnModuleDestroy {
       perPool((e) => e.queued),
     );
     gauge(
+      'balancer_queued_body_bytes',
+      'Bytes of request bodies read before admission that wait in the queue (this process).',
+      ['pool'],
+      perPool((e) => e.queued_bytes),
+    );
+    gauge(
+      'balancer_max_queue_body_bytes',
+      "The pool's maxQueueBytes budget (0: none).",
+      ['pool'],
+      perPool((e) => e.max_queue_bytes),
+    );
+    gauge(
       'balancer_utilization_ratio',
       'Active requests / capacity.',
       ['pool'],

@@ -25,6 +25,8 @@ export interface StartOptions {
   setup?: (app: INestApplication) => void;
   /** A logger to capture Nest's and the balancer's lines; default: silent. */
   logger?: LoggerService;
+  /** Nest's `bodyParser` application option (default true). */
+  bodyParser?: boolean;
 }
 
 /** Compile `module`, listen on 127.0.0.1:0 with the given adapter, and return its base URL. */
@@ -37,7 +39,10 @@ export async function startApp(
   if (opts.logger) builder.setLogger(opts.logger);
   const ref = await builder.compile();
   const adapter = platform === 'express' ? new ExpressAdapter() : new FastifyAdapter();
-  const app = ref.createNestApplication(adapter, { logger: opts.logger ?? false });
+  const app = ref.createNestApplication(adapter, {
+    logger: opts.logger ?? false,
+    bodyParser: opts.bodyParser ?? true,
+  });
   opts.setup?.(app);
   await app.listen(0, '127.0.0.1');
   const address = app.getHttpServer().address() as AddressInfo;

@@ -1,0 +1,106 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { BALANCER_OPTIONS, PROBE_HEADER } from '../config/balancer.constants';
+import type { ResolvedBalancerOptions } from '../config/resolve-options';
+import type { Lease } from '../storage/capacity-store.interface';
+import { AdmissionControl } from './admission-control';
+import { ADMISSION_STATE, releaseAdmission, type AdmissionState } from './admission-handler';
+import { BalancerRejection } from './admission.exceptions';
+import { hasBody } from './body-budget';
+import { armBodyDeadline } from './body-deadline';
+import type { ResolvedPool } from './pool-registry';
+import { ProbeTokens } from './probe-tokens';
+
+/**
+ * While an upload waits, its socket is not read (TCP flow control holds the body in the client),
+ * so the server would not see the client leave. An interim `100 Continue` every so often makes
+ * the kernel answer a gone client with a reset, which closes the response: the waiter leaves the
+ * queue within about two periods. HTTP/1.1 clients must accept unexpected 1xx responses.
+ */
+const LIVENESS_MS = 1000;
+
+type EarlyRequest = IncomingMessage & { [ADMISSION_STATE]?: AdmissionState };
+
+/**
+ * Admission before the body is read (Fastify's `preParsing` hook; on Express a route-level
+ * middleware ahead of the body parsers). Same gate, queue and rejections as the guard
+ * (`AdmissionControl`); the admission is left on the raw request as an `AdmissionState`, where
+ * the guard, interceptor and handler wrapper find it and do not admit again.
+ */
+@Injectable()
+export class EarlyAdmission {
+  constructor(
+    private readonly control: AdmissionControl,
+    private readonly tokens: ProbeTokens,
+    @Inject(BALANCER_OPTIONS) private readonly options: ResolvedBalancerOptions,
+  ) {}
+
+  /**
+   * Resolves once the request holds a slot of `pool` (or when admission does not apply: the
+   * probe's own requests); rejects with the 503/504/client-closed exception otherwise. A
+   * rejection of a request whose body was not read carries `Connection: close`.
+   */
+  async admit(pool: ResolvedPool, req: EarlyRequest, res: ServerResponse): Promise<void> {
+    if (req[ADMISSION_STATE]) return;
+    const probe = req.headers[PROBE_HEADER];
+    if (probe !== undefined && this.tokens.accepts(pool.key, probe)) return;
+    let lease: Lease;
+    try {
+      const admitted = this.control.admit({ pool, req, raw: res, bodyUnread: true });
+      lease = admitted instanceof Promise ? await this.waitAlive(admitted, req, res) : admitted;
+    } catch (error) {
+      if (error instanceof BalancerRejection && !req.complete && !res.headersSent) {
+        // The body is still in the client: answer without reading it, then close.
+        res.setHeader('Connection', 'close');
+      }
+      throw error;
+    }
+    const state = hold(req, res, lease);
+    if (hasBody(req.headers)) armBodyDeadline(req, res, state, this.options.bodyTimeout);
+  }
+
+  private async waitAlive(
+    waiting: Promise<Lease>,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<Lease> {
+    if (!hasBody(req.headers) || req.httpVersion !== '1.1') return waiting;
+    const tick = setInterval(() => {
+      if (!res.headersSent && !res.destroyed && !req.complete) res.writeContinue();
+    }, LIVENESS_MS);
+    tick.unref();
+    try {
+      return await waiting;
+    } finally {
+      clearInterval(tick);
+    }
+  }
+}
+
+/**
+ * Record `lease` as the admission of `req`: released when the handler has settled (or never
+ * ran) and the response is done ('finish' or 'close').
+ */
+function hold(req: EarlyRequest, res: ServerResponse, lease: Lease): AdmissionState {
+  const state: AdmissionState = {
+    lease,
+    running: 0,
+    entered: false,
+    handlerDone: false,
+    responseDone: false,
+    released: false,
+  };
+  req[ADMISSION_STATE] = state;
+  const onResponseDone = (): void => {
+    res.off('finish', onResponseDone);
+    res.off('close', onResponseDone);
+    state.responseDone = true;
+    if (!state.entered || state.handlerDone) releaseAdmission(state);
+  };
+  if (res.destroyed || res.writableFinished) onResponseDone();
+  else {
+    res.once('finish', onResponseDone);
+    res.once('close', onResponseDone);
+  }
+  return state;
+}
