@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import type {
@@ -18,8 +18,11 @@ import {
   createRedisConnections,
   type RedisClient,
   type RedisConnections,
-} from './redis-connection';
-import { SCRIPTS, type ScriptName } from './redis-scripts';
+} from './redis/connection';
+import { SCRIPTS, type ScriptName } from './redis/scripts';
+import { CommandRunner } from './redis/command-runner';
+import { poolKeys } from './redis/keys';
+import { RedisProbeLocks } from './redis/probe-lock';
 
 /** Timings of the store. Derived from `leaseTtl`; tests may shorten them. */
 export interface RedisStoreTuning {
@@ -48,8 +51,6 @@ interface PoolInfo {
   readonly keys: string[];
   /** keys + workers */
   readonly keys5: string[];
-  readonly probeKey: string;
-  readonly lockKey: string;
   /** Last capacity this process set or read; `undefined` = never known. */
   lastCapacity: number | null | undefined;
   lastSource: CapacitySource;
@@ -75,7 +76,6 @@ interface PoolInfo {
    * already back on global admission cannot hand out what this one may still admit locally.
    */
   holds: number;
-  probe?: { value: StoredProbeResult | null; pending: boolean };
 }
 
 interface Slot extends Lease {
@@ -155,6 +155,7 @@ export class RedisCapacityStore implements CapacityStore {
   /** Admission while Redis is unreachable. */
   private readonly local = new MemoryCapacityStore();
   private conn?: RedisConnections;
+  private probeLocks?: RedisProbeLocks;
   private mode: 'redis' | 'fallback' = 'fallback';
   private nextId = 0;
   private heldCount = 0;
@@ -195,6 +196,11 @@ export class RedisCapacityStore implements CapacityStore {
     const conn = createRedisConnections(this.storage);
     this.conn = conn;
     for (const [name, def] of Object.entries(SCRIPTS)) conn.commands.defineCommand(name, def);
+    this.probeLocks = new RedisProbeLocks(
+      new CommandRunner(conn.commands, this.tuning.commandTimeoutMs),
+      (err) => this.degrade(err),
+      (text) => this.warn(text),
+    );
 
     const onError = (err: Error): void => this.degrade(err);
     const onClose = (): void => this.degrade(new Error('connection closed'));
@@ -265,8 +271,6 @@ export class RedisCapacityStore implements CapacityStore {
       name,
       keys: [`${tag}:meta`, `${tag}:leases`, `${tag}:queue`, `${tag}:qexp`],
       keys5: [`${tag}:meta`, `${tag}:leases`, `${tag}:queue`, `${tag}:qexp`, `${tag}:workers`],
-      probeKey: `${tag}:probe`,
-      lockKey: `${tag}:probe-lock`,
       lastCapacity: undefined,
       lastSource: 'probing',
       workers: 1,
@@ -800,10 +804,7 @@ export class RedisCapacityStore implements CapacityStore {
             this.grantPrefix,
           ]);
         }
-        if (p.probe?.pending && p.probe.value) {
-          await this.call((c) => c.set(p.probeKey, JSON.stringify(p.probe?.value)));
-          p.probe.pending = false;
-        }
+        await this.probes().flush(p.name, poolKeys(this.prefix, p.name));
       }
       // Record every slot this process holds, until a pass finds nothing new; then switch over
       // in the same tick, so no local grant slips between the last pass and the switch.
@@ -983,65 +984,20 @@ export class RedisCapacityStore implements CapacityStore {
   // ---------------------------------------------------------------- probe results and lock
 
   async saveProbeResult(pool: string, result: StoredProbeResult): Promise<void> {
-    const p = this.pool(pool);
-    p.probe = { value: result, pending: true };
-    try {
-      await this.track(this.call((c) => c.set(p.probeKey, JSON.stringify(result))));
-      p.probe.pending = false;
-    } catch (err) {
-      this.degrade(err);
-      this.warn(`probe result of ${pool} kept locally until Redis is reachable (${message(err)})`);
-    }
+    await this.probes().save(pool, poolKeys(this.prefix, pool), result);
   }
 
   async getProbeResult(pool: string): Promise<StoredProbeResult | null> {
-    const p = this.pool(pool);
-    // Measured here while Redis was down: ours is the newest, written on recovery.
-    if (p.probe?.pending) return p.probe.value;
-    try {
-      const raw = await this.track(this.call((c) => c.get(p.probeKey)));
-      const value = raw ? (JSON.parse(raw) as StoredProbeResult) : null;
-      p.probe = { value, pending: false };
-      return value;
-    } catch (err) {
-      this.degrade(err);
-      if (p.probe) return p.probe.value;
-      throw new Error(`probe result of ${pool} unavailable: Redis unreachable (${message(err)})`);
-    }
+    return this.probes().get(pool, poolKeys(this.prefix, pool));
   }
 
-  /**
-   * `null` also while Redis is unreachable: nobody can know whether another worker probes, so
-   * this one waits (its caller retries) rather than measuring alongside it.
-   */
   async tryProbeLock(pool: string, ttlMs: number): Promise<ProbeLock | null> {
-    const p = this.pool(pool);
-    const token = randomUUID();
-    let ok: string | null;
-    try {
-      ok = await this.call((c) =>
-        c.set(p.lockKey, token, 'PX', Math.max(1, Math.round(ttlMs)), 'NX'),
-      );
-    } catch (err) {
-      this.degrade(err);
-      return null;
-    }
-    if (ok !== 'OK') return null;
-    return {
-      renew: async () =>
-        (await this.run<number>(
-          'balancerLockRenew',
-          [p.lockKey],
-          [token, Math.max(1, Math.round(ttlMs))],
-        )) === 1,
-      release: async () => {
-        try {
-          await this.run('balancerLockRelease', [p.lockKey], [token]);
-        } catch {
-          // Unreachable: the lock expires by itself after its TTL.
-        }
-      },
-    };
+    return this.probes().tryLock(poolKeys(this.prefix, pool), ttlMs);
+  }
+
+  private probes(): RedisProbeLocks {
+    if (!this.probeLocks) throw new Error('RedisCapacityStore used before init()');
+    return this.probeLocks;
   }
 
   // ---------------------------------------------------------------- shutdown
