@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { delimiter, join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -72,7 +72,7 @@ export const DEFAULT_CONFIG: OverloadConfig = {
   queueTimeoutS: 1,
   scenarios: ['plain', 'memory', 'manual', 'redis', 'haproxy'],
   loads: ['low', 'closed', 'open'],
-  rounds: 1,
+  rounds: 3,
   outDir: join(__dirname, 'results'),
   verbose: false,
 };
@@ -96,6 +96,8 @@ export interface PhaseResult extends LoadResult {
   load: LoadName;
   /** 1-based round number. */
   round?: number;
+  /** The box's 1-minute load average (`os.loadavg()[0]`) when the phase ended. */
+  boxLoad?: number;
   /** The model's own view: highest in-flight, served and failed (500) during the phase. */
   model: ModelStats | null;
   /** Where the CPU went during the phase (warm-up and drain included), % of one core. */
@@ -596,6 +598,7 @@ async function runScenarios(
             const results = await runLowPhase(active, cfg);
             for (const [live, p] of results) {
               p.round = round + 1;
+              p.boxLoad = loadavg()[0];
               live.result.rounds.push(p);
               log(
                 `  round ${round + 1} ${live.result.name}/low: mean ${fmtMs(p.latency.meanMs, 2)} ` +
@@ -627,9 +630,10 @@ async function runScenarios(
               live.prepared!.appUrls,
             );
             p.round = round + 1;
+            p.boxLoad = loadavg()[0];
             live.result.rounds.push(p);
             log(
-              `  round ${round + 1} ${name}/${load}: ${p.goodput.toFixed(1)} 2xx/s, p50 ${fmtMs(p.latency.p50Ms)} ` +
+              `  round ${round + 1} ${name}/${load} (box load ${p.boxLoad.toFixed(2)}): ${p.goodput.toFixed(1)} 2xx/s, p50 ${fmtMs(p.latency.p50Ms)} ` +
                 `p99 ${fmtMs(p.latency.p99Ms)} ms, ${JSON.stringify(p.byStatus)}, lost ${p.lost}; CPU % gen ` +
                 `${p.cpu.generator} ${JSON.stringify(p.cpu.byFixture)} machine ${p.cpu.machine}; ` +
                 `tcp ${JSON.stringify(p.cpu.tcp)}; ` +
@@ -698,6 +702,15 @@ function checkTargets(results: ScenarioResult[], cfg: OverloadConfig): TargetChe
         });
       }
     }
+    const mem = phase(by('memory'), load);
+    const red = phase(by('redis'), load);
+    if (mem && red) {
+      checks.push({
+        target: `redis/${load}: goodput within 5 % of memory (medians)`,
+        pass: red.goodput >= mem.goodput * 0.95,
+        detail: `${red.goodput.toFixed(1)} vs ${mem.goodput.toFixed(1)} 2xx/s = ${(red.goodput / mem.goodput).toFixed(3)}`,
+      });
+    }
     const plain = phase(by('plain'), load);
     if (plain) {
       checks.push({
@@ -741,6 +754,45 @@ function checkTargets(results: ScenarioResult[], cfg: OverloadConfig): TargetChe
     });
   }
   return checks;
+}
+
+/** The box's 1-minute load average at the end of each round of a load, in round order. */
+function boxLoad(r: ScenarioResult, load: LoadName): string {
+  return r.rounds
+    .filter((p) => p.load === load && p.boxLoad !== undefined)
+    .map((p) => p.boxLoad!.toFixed(2))
+    .join(' / ');
+}
+
+/** Redis vs memory vs HAProxy from this one run: medians of the interleaved rounds. */
+function summary(results: ScenarioResult[], cfg: OverloadConfig): string {
+  const capacityRate = (cfg.k * 1000) / cfg.s;
+  const by = (n: ScenarioName) => results.find((r) => r.name === n && !r.skipped);
+  const base = phase(by('plain'), 'low')?.latency.p50Ms;
+  const ratio = (n: ScenarioName, load: LoadName): string => {
+    const p = phase(by(n), load);
+    return p ? (p.goodput / capacityRate).toFixed(3) : '-';
+  };
+  const added = (n: ScenarioName): string => {
+    const p = phase(by(n), 'low')?.latency.p50Ms;
+    return p !== undefined && p !== null && base ? signed(p - base) : '-';
+  };
+  const loads = results.flatMap((r) => r.rounds.map((p) => p.boxLoad ?? 0));
+  const rows = (['memory', 'redis', 'haproxy'] as const)
+    .filter((n) => by(n))
+    .map((n) => [TITLES[n], ratio(n, 'closed'), ratio(n, 'open'), added(n)]);
+  return [
+    `Summary (median of ${cfg.rounds} interleaved round${cfg.rounds > 1 ? 's' : ''}; box load average ` +
+      `${loads.length ? `${Math.min(...loads).toFixed(2)} to ${Math.max(...loads).toFixed(2)}` : '-'} ` +
+      `on ${cpus().length} CPUs during the phases):`,
+    '',
+    markdownTable(['scenario', 'closed x K/S', 'open x K/S', 'added p50 ms at low load'], rows, [
+      'l',
+      'r',
+      'r',
+      'r',
+    ]),
+  ].join('\n');
 }
 
 function signed(v: number, digits = 2): string {
@@ -793,6 +845,7 @@ function render(results: ScenarioResult[], checks: TargetCheck[], cfg: OverloadC
         p.lost,
         p.model ? p.model.peak : '-',
         p.cpu.machine === null ? '-' : p.cpu.machine.toFixed(0),
+        boxLoad(r, p.load),
       ]);
     }
   }
@@ -811,11 +864,14 @@ function render(results: ScenarioResult[], checks: TargetCheck[], cfg: OverloadC
         'lost',
         'model peak in flight',
         'box CPU %',
+        'box load 1 min (rounds)',
       ],
       rows,
-      ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'l', 'r', 'r', 'r', 'r'],
+      ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'l', 'r', 'r', 'r', 'r', 'l'],
     ),
   );
+  lines.push('');
+  lines.push(summary(results, cfg));
   const low = results.filter((r) => !r.skipped && phase(r, 'low'));
   if (low.length) {
     const base = phase(
