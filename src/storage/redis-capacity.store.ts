@@ -11,17 +11,13 @@ import type {
   ProbeLock,
   StoredProbeResult,
 } from './capacity-store.interface';
-import { CommandRunner, message, within } from './redis/command-runner';
-import {
-  createRedisConnections,
-  type RedisClient,
-  type RedisConnections,
-} from './redis/connection';
+import { message, type CommandRunner } from './redis/command-runner';
 import type { RedisStoreTuning, StoreContext, StoreMode } from './redis/context';
 import { evictionWarning } from './redis/eviction-policy';
 import { LocalFallback } from './redis/fallback';
 import { freshEpoch, Heartbeat } from './redis/heartbeat';
 import { grantPrefix } from './redis/keys';
+import { RedisLink } from './redis/link';
 import { PoolTable, type PoolState, type Slot } from './redis/pool-state';
 import { RedisProbeLocks } from './redis/probe-lock';
 import { GlobalQueue } from './redis/queue-waiter';
@@ -64,12 +60,11 @@ export class RedisCapacityStore implements CapacityStore {
   private runner?: CommandRunner;
   private probes?: RedisProbeLocks;
   private recovery?: Recovery;
-  private conn?: RedisConnections;
+  private link?: RedisLink;
   private nextId = 0;
   private initialized = false;
   private started = false;
   private closed = false;
-  private detach: Array<() => void> = [];
 
   constructor(
     private readonly storage: Storage,
@@ -120,11 +115,23 @@ export class RedisCapacityStore implements CapacityStore {
   async init(): Promise<void> {
     if (this.initialized) return;
     this.initialized = true;
-    const conn = createRedisConnections(this.storage);
-    this.conn = conn;
-    this.runner = new CommandRunner(conn.commands, this.tuning.commandTimeoutMs);
+    const { link, ready } = await RedisLink.open(
+      this.storage,
+      {
+        commandTimeoutMs: this.tuning.commandTimeoutMs,
+        waitMs: this.tuning.connectWaitMs,
+        channel: this.grantPrefix + this.processId,
+      },
+      {
+        down: (err) => this.recovery?.degrade(err),
+        ready: () => this.started && this.recovery?.schedule(0),
+        grant: (id) => this.queue.onGrant(id),
+      },
+    );
+    this.link = link;
+    this.runner = link.runner;
     this.probes = new RedisProbeLocks(
-      this.runner,
+      link.runner,
       (err) => this.ctx.degrade(err),
       (text) => this.ctx.warn(text),
     );
@@ -135,43 +142,10 @@ export class RedisCapacityStore implements CapacityStore {
       probes: this.probes,
     });
     this.recovery = recovery;
-
-    const onError = (err: Error): void => recovery.degrade(err);
-    const onClose = (): void => recovery.degrade(new Error('connection closed'));
-    const onReady = (): void => {
-      if (this.started) recovery.schedule(0);
-    };
-    conn.commands.on('error', onError);
-    conn.commands.on('close', onClose);
-    conn.commands.on('ready', onReady);
-    this.detach.push(() => {
-      conn.commands.off('error', onError);
-      conn.commands.off('close', onClose);
-      conn.commands.off('ready', onReady);
-    });
-    conn.subscriber.on('error', () => undefined);
-    conn.subscriber.on('message', (_channel: string, id: string) => this.queue.onGrant(id));
-    // Subscribe on every 'ready', never before: a SUBSCRIBE sent while ioredis still runs its
-    // ready check breaks that check, and the reconnect after it does not resubscribe. A repeated
-    // SUBSCRIBE of the same channel is a no-op for Redis.
-    let markSubscribed!: () => void;
-    const subscribed = new Promise<void>((r) => (markSubscribed = r));
-    const channel = this.grantPrefix + this.processId;
-    const subscribe = (): void => {
-      conn.subscriber.subscribe(channel).then(markSubscribed, () => undefined);
-    };
-    conn.subscriber.on('ready', subscribe);
-    if (conn.subscriber.status === 'ready') subscribe();
-    for (const c of [conn.commands, conn.subscriber]) {
-      if (c.status === 'wait') c.connect().catch(() => undefined);
-    }
-
-    if (await this.waitReady(conn.commands, this.tuning.connectWaitMs)) {
-      // Grants may only be announced to a subscribed process; the poll covers a slow subscribe.
-      await within(subscribed, this.tuning.connectWaitMs);
+    if (ready) {
       this.heartbeat.confirmedAt = performance.now();
       recovery.online();
-      const warning = await evictionWarning(this.runner);
+      const warning = await evictionWarning(link.runner);
       if (warning) this.ctx.warn(warning);
     } else {
       this.ctx.warn(
@@ -181,20 +155,6 @@ export class RedisCapacityStore implements CapacityStore {
     }
     this.heartbeat.start();
     this.started = true;
-  }
-
-  private waitReady(client: RedisClient, ms: number): Promise<boolean> {
-    if (client.status === 'ready') return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const done = (ok: boolean): void => {
-        clearTimeout(timer);
-        client.off('ready', onReady);
-        resolve(ok);
-      };
-      const onReady = (): void => done(true);
-      const timer = setTimeout(() => done(false), ms);
-      client.on('ready', onReady);
-    });
   }
 
   private commands(): CommandRunner {
@@ -408,21 +368,6 @@ export class RedisCapacityStore implements CapacityStore {
           );
       }
     }
-    for (const off of this.detach) off();
-    const conn = this.conn;
-    if (!conn) return;
-    await this.quit(conn.subscriber);
-    if (conn.ownsCommands) await this.quit(conn.commands);
-  }
-
-  private async quit(client: RedisClient): Promise<void> {
-    if (client.status === 'ready') {
-      await within(
-        client.quit().catch(() => undefined),
-        500,
-      );
-    }
-    // After a clean QUIT the socket is closed; disconnect() would arm a 2 s ioredis timer.
-    if (client.status !== 'end') client.disconnect();
+    await this.link?.close();
   }
 }
