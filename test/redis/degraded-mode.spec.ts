@@ -317,6 +317,16 @@ describe('Redis store: degraded mode (cut links, restarts)', () => {
     expect(await raw.zscore(`${keys}:queue`, 'other:1')).not.toBeNull();
   });
 
+  it('a fallback window not shorter than the lease TTL is refused, naming the option', () => {
+    expect(
+      () =>
+        new RedisCapacityStore(
+          { type: 'redis', url: server.url, keyPrefix: 'x', leaseTtl: 2, fallbackWindow: 2 },
+          { logger: false },
+        ),
+    ).toThrow('storage.fallbackWindow must be shorter than storage.leaseTtl');
+  });
+
   it("warns at startup when Redis's maxmemory-policy can evict the balancer's keys", async () => {
     const own = await RedisServer.start();
     const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);

@@ -84,7 +84,10 @@ export class LocalFallback {
     signal?: AbortSignal,
   ): Promise<AcquireResult | 'migrate'> {
     const waitedMs = (): number => performance.now() - start;
-    if (this.ctx.mode() === 'expired' || performance.now() >= this.until) {
+    // While a recovery is in flight, wait for its outcome (the waiter moves to the global
+    // queue, or gets 503 if the recovery fails after the window).
+    const mode = this.ctx.mode();
+    if (mode === 'expired' || (mode === 'fallback' && performance.now() >= this.until)) {
       p.deltas.rejected++;
       return Promise.resolve({ ok: false, reason: 'closed', waitedMs: waitedMs() });
     }
