@@ -102,8 +102,6 @@ export class RedisCapacityStore implements CapacityStore {
       degrade: (err) => this.recovery?.degrade(err),
       acquireLocal: (p, start, deadline, maxQueue, signal) =>
         this.acquireLocal(p, start, deadline, maxQueue, signal),
-      acquireOnline: (p, start, deadline, maxQueue, signal) =>
-        this.queue.acquire(p, start, deadline, maxQueue, signal),
       warn: (text) => this.logger?.warn(text),
       log: (text) => this.logger?.log(text),
     };

@@ -59,14 +59,6 @@ export interface StoreContext {
     maxQueue: number,
     signal?: AbortSignal,
   ): Promise<AcquireResult>;
-  /** Continue an acquire in the global queue (Redis came back while it waited locally). */
-  acquireOnline(
-    p: PoolState,
-    start: number,
-    deadline: number,
-    maxQueue: number,
-    signal?: AbortSignal,
-  ): Promise<AcquireResult>;
   warn(text: string): void;
   log(text: string): void;
 }
