@@ -54,6 +54,12 @@ export interface OverloadConfig {
   loads: LoadName[];
   /** Each load is run this many times per scenario, interleaved; the median round is shown. */
   rounds: number;
+  /**
+   * Where the memory and Redis scenarios get their cap: `probe` (the startup probe, as users
+   * run it) or `manual` (K by hand: compares the mechanisms alone; on a busy machine the probe
+   * measures the box, not the model).
+   */
+  capacity: 'probe' | 'manual';
   /** Where overload-latest.{md,json} go; `null`: do not write. */
   outDir: string | null;
   /** Print the fixtures' output. */
@@ -73,6 +79,7 @@ export const DEFAULT_CONFIG: OverloadConfig = {
   scenarios: ['plain', 'memory', 'manual', 'redis', 'haproxy'],
   loads: ['low', 'closed', 'open'],
   rounds: 3,
+  capacity: 'probe',
   outDir: join(__dirname, 'results'),
   verbose: false,
 };
@@ -247,8 +254,8 @@ async function prepare(
     MODEL_URL: modelUrl,
     APP_MODE: 'balanced',
     QUEUE_TIMEOUT: String(cfg.queueTimeoutS),
-    // Until the probe exists the scenario runs with the true K set by hand (and says so).
-    ...(probeBuilt ? {} : { CAPACITY: String(cfg.k) }),
+    // Until the probe exists, or when asked, the scenario runs with the true K set by hand.
+    ...(probeBuilt && cfg.capacity === 'probe' ? {} : { CAPACITY: String(cfg.k) }),
   };
   const url = (port: number): string => `http://127.0.0.1:${port}`;
   switch (name) {
@@ -930,6 +937,7 @@ const FLAGS: Record<string, keyof OverloadConfig> = {
   scenarios: 'scenarios',
   loads: 'loads',
   rounds: 'rounds',
+  capacity: 'capacity',
   out: 'outDir',
 };
 
@@ -946,6 +954,7 @@ const USAGE = `npm run bench:overload -- [options]
   --scenarios LIST    of plain,memory,manual,redis,haproxy (default all)
   --loads LIST        of low,closed,open (default all)
   --rounds N          run every load N times, interleaved; report the median (default ${DEFAULT_CONFIG.rounds})
+  --capacity KIND     probe | manual: memory and Redis caps from the probe or K by hand (default ${DEFAULT_CONFIG.capacity})
   --out DIR           results directory (default bench/results); --no-write to skip
   --verbose           show the fixtures' output`;
 
@@ -985,6 +994,9 @@ export function parseArgs(argv: string[]): OverloadConfig {
     } else if (key === 'arrivals') {
       if (value !== 'poisson' && value !== 'fixed') throw new Error('--arrivals: poisson or fixed');
       cfg.arrivals = value;
+    } else if (key === 'capacity') {
+      if (value !== 'probe' && value !== 'manual') throw new Error('--capacity: probe or manual');
+      cfg.capacity = value;
     } else if (key === 'outDir') {
       cfg.outDir = value;
     } else {
