@@ -531,7 +531,14 @@ async function setUp(
   log: (s: string) => void,
 ): Promise<Live> {
   const live: Live = {
-    result: { name, title: TITLES[name], phases: [], rounds: [] },
+    result: {
+      name,
+      // With --capacity manual the memory scenario is not probed: say so.
+      title:
+        name === 'memory' && cfg.capacity === 'manual' ? 'nestjs-balancer (memory)' : TITLES[name],
+      phases: [],
+      rounds: [],
+    },
     group: new FixtureGroup(),
     tmp: await mkdtemp(join(tmpdir(), 'bench-overload-')),
   };
@@ -787,7 +794,7 @@ function summary(results: ScenarioResult[], cfg: OverloadConfig): string {
   const loads = results.flatMap((r) => r.rounds.map((p) => p.boxLoad ?? 0));
   const rows = (['memory', 'redis', 'haproxy'] as const)
     .filter((n) => by(n))
-    .map((n) => [TITLES[n], ratio(n, 'closed'), ratio(n, 'open'), added(n)]);
+    .map((n) => [by(n)!.title, ratio(n, 'closed'), ratio(n, 'open'), added(n)]);
   return [
     `Summary (median of ${cfg.rounds} interleaved round${cfg.rounds > 1 ? 's' : ''}; box load average ` +
       `${loads.length ? `${Math.min(...loads).toFixed(2)} to ${Math.max(...loads).toFixed(2)}` : '-'} ` +
