@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { delimiter, join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -54,6 +54,12 @@ export interface OverloadConfig {
   loads: LoadName[];
   /** Each load is run this many times per scenario, interleaved; the median round is shown. */
   rounds: number;
+  /**
+   * Where the memory and Redis scenarios get their cap: `probe` (the startup probe, as users
+   * run it) or `manual` (K by hand: compares the mechanisms alone; on a busy machine the probe
+   * measures the box, not the model).
+   */
+  capacity: 'probe' | 'manual';
   /** Where overload-latest.{md,json} go; `null`: do not write. */
   outDir: string | null;
   /** Print the fixtures' output. */
@@ -72,7 +78,8 @@ export const DEFAULT_CONFIG: OverloadConfig = {
   queueTimeoutS: 1,
   scenarios: ['plain', 'memory', 'manual', 'redis', 'haproxy'],
   loads: ['low', 'closed', 'open'],
-  rounds: 1,
+  rounds: 3,
+  capacity: 'probe',
   outDir: join(__dirname, 'results'),
   verbose: false,
 };
@@ -96,6 +103,8 @@ export interface PhaseResult extends LoadResult {
   load: LoadName;
   /** 1-based round number. */
   round?: number;
+  /** The box's 1-minute load average (`os.loadavg()[0]`) when the phase ended. */
+  boxLoad?: number;
   /** The model's own view: highest in-flight, served and failed (500) during the phase. */
   model: ModelStats | null;
   /** Where the CPU went during the phase (warm-up and drain included), % of one core. */
@@ -245,8 +254,8 @@ async function prepare(
     MODEL_URL: modelUrl,
     APP_MODE: 'balanced',
     QUEUE_TIMEOUT: String(cfg.queueTimeoutS),
-    // Until the probe exists the scenario runs with the true K set by hand (and says so).
-    ...(probeBuilt ? {} : { CAPACITY: String(cfg.k) }),
+    // Until the probe exists, or when asked, the scenario runs with the true K set by hand.
+    ...(probeBuilt && cfg.capacity === 'probe' ? {} : { CAPACITY: String(cfg.k) }),
   };
   const url = (port: number): string => `http://127.0.0.1:${port}`;
   switch (name) {
@@ -522,7 +531,14 @@ async function setUp(
   log: (s: string) => void,
 ): Promise<Live> {
   const live: Live = {
-    result: { name, title: TITLES[name], phases: [], rounds: [] },
+    result: {
+      name,
+      // With --capacity manual the memory scenario is not probed: say so.
+      title:
+        name === 'memory' && cfg.capacity === 'manual' ? 'nestjs-balancer (memory)' : TITLES[name],
+      phases: [],
+      rounds: [],
+    },
     group: new FixtureGroup(),
     tmp: await mkdtemp(join(tmpdir(), 'bench-overload-')),
   };
@@ -596,6 +612,7 @@ async function runScenarios(
             const results = await runLowPhase(active, cfg);
             for (const [live, p] of results) {
               p.round = round + 1;
+              p.boxLoad = loadavg()[0];
               live.result.rounds.push(p);
               log(
                 `  round ${round + 1} ${live.result.name}/low: mean ${fmtMs(p.latency.meanMs, 2)} ` +
@@ -627,9 +644,10 @@ async function runScenarios(
               live.prepared!.appUrls,
             );
             p.round = round + 1;
+            p.boxLoad = loadavg()[0];
             live.result.rounds.push(p);
             log(
-              `  round ${round + 1} ${name}/${load}: ${p.goodput.toFixed(1)} 2xx/s, p50 ${fmtMs(p.latency.p50Ms)} ` +
+              `  round ${round + 1} ${name}/${load} (box load ${p.boxLoad.toFixed(2)}): ${p.goodput.toFixed(1)} 2xx/s, p50 ${fmtMs(p.latency.p50Ms)} ` +
                 `p99 ${fmtMs(p.latency.p99Ms)} ms, ${JSON.stringify(p.byStatus)}, lost ${p.lost}; CPU % gen ` +
                 `${p.cpu.generator} ${JSON.stringify(p.cpu.byFixture)} machine ${p.cpu.machine}; ` +
                 `tcp ${JSON.stringify(p.cpu.tcp)}; ` +
@@ -698,6 +716,15 @@ function checkTargets(results: ScenarioResult[], cfg: OverloadConfig): TargetChe
         });
       }
     }
+    const mem = phase(by('memory'), load);
+    const red = phase(by('redis'), load);
+    if (mem && red) {
+      checks.push({
+        target: `redis/${load}: goodput within 5 % of memory (medians)`,
+        pass: red.goodput >= mem.goodput * 0.95,
+        detail: `${red.goodput.toFixed(1)} vs ${mem.goodput.toFixed(1)} 2xx/s = ${(red.goodput / mem.goodput).toFixed(3)}`,
+      });
+    }
     const plain = phase(by('plain'), load);
     if (plain) {
       checks.push({
@@ -741,6 +768,45 @@ function checkTargets(results: ScenarioResult[], cfg: OverloadConfig): TargetChe
     });
   }
   return checks;
+}
+
+/** The box's 1-minute load average at the end of each round of a load, in round order. */
+function boxLoad(r: ScenarioResult, load: LoadName): string {
+  return r.rounds
+    .filter((p) => p.load === load && p.boxLoad !== undefined)
+    .map((p) => p.boxLoad!.toFixed(2))
+    .join(' / ');
+}
+
+/** Redis vs memory vs HAProxy from this one run: medians of the interleaved rounds. */
+function summary(results: ScenarioResult[], cfg: OverloadConfig): string {
+  const capacityRate = (cfg.k * 1000) / cfg.s;
+  const by = (n: ScenarioName) => results.find((r) => r.name === n && !r.skipped);
+  const base = phase(by('plain'), 'low')?.latency.p50Ms;
+  const ratio = (n: ScenarioName, load: LoadName): string => {
+    const p = phase(by(n), load);
+    return p ? (p.goodput / capacityRate).toFixed(3) : '-';
+  };
+  const added = (n: ScenarioName): string => {
+    const p = phase(by(n), 'low')?.latency.p50Ms;
+    return p !== undefined && p !== null && base ? signed(p - base) : '-';
+  };
+  const loads = results.flatMap((r) => r.rounds.map((p) => p.boxLoad ?? 0));
+  const rows = (['memory', 'redis', 'haproxy'] as const)
+    .filter((n) => by(n))
+    .map((n) => [by(n)!.title, ratio(n, 'closed'), ratio(n, 'open'), added(n)]);
+  return [
+    `Summary (median of ${cfg.rounds} interleaved round${cfg.rounds > 1 ? 's' : ''}; box load average ` +
+      `${loads.length ? `${Math.min(...loads).toFixed(2)} to ${Math.max(...loads).toFixed(2)}` : '-'} ` +
+      `on ${cpus().length} CPUs during the phases):`,
+    '',
+    markdownTable(['scenario', 'closed x K/S', 'open x K/S', 'added p50 ms at low load'], rows, [
+      'l',
+      'r',
+      'r',
+      'r',
+    ]),
+  ].join('\n');
 }
 
 function signed(v: number, digits = 2): string {
@@ -793,6 +859,7 @@ function render(results: ScenarioResult[], checks: TargetCheck[], cfg: OverloadC
         p.lost,
         p.model ? p.model.peak : '-',
         p.cpu.machine === null ? '-' : p.cpu.machine.toFixed(0),
+        boxLoad(r, p.load),
       ]);
     }
   }
@@ -811,11 +878,14 @@ function render(results: ScenarioResult[], checks: TargetCheck[], cfg: OverloadC
         'lost',
         'model peak in flight',
         'box CPU %',
+        'box load 1 min (rounds)',
       ],
       rows,
-      ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'l', 'r', 'r', 'r', 'r'],
+      ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'l', 'r', 'r', 'r', 'r', 'l'],
     ),
   );
+  lines.push('');
+  lines.push(summary(results, cfg));
   const low = results.filter((r) => !r.skipped && phase(r, 'low'));
   if (low.length) {
     const base = phase(
@@ -874,6 +944,7 @@ const FLAGS: Record<string, keyof OverloadConfig> = {
   scenarios: 'scenarios',
   loads: 'loads',
   rounds: 'rounds',
+  capacity: 'capacity',
   out: 'outDir',
 };
 
@@ -890,6 +961,7 @@ const USAGE = `npm run bench:overload -- [options]
   --scenarios LIST    of plain,memory,manual,redis,haproxy (default all)
   --loads LIST        of low,closed,open (default all)
   --rounds N          run every load N times, interleaved; report the median (default ${DEFAULT_CONFIG.rounds})
+  --capacity KIND     probe | manual: memory and Redis caps from the probe or K by hand (default ${DEFAULT_CONFIG.capacity})
   --out DIR           results directory (default bench/results); --no-write to skip
   --verbose           show the fixtures' output`;
 
@@ -929,6 +1001,9 @@ export function parseArgs(argv: string[]): OverloadConfig {
     } else if (key === 'arrivals') {
       if (value !== 'poisson' && value !== 'fixed') throw new Error('--arrivals: poisson or fixed');
       cfg.arrivals = value;
+    } else if (key === 'capacity') {
+      if (value !== 'probe' && value !== 'manual') throw new Error('--capacity: probe or manual');
+      cfg.capacity = value;
     } else if (key === 'outDir') {
       cfg.outDir = value;
     } else {

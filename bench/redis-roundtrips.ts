@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import Redis from 'ioredis';
 import { Balanced, BalancerModule } from '../src';
-import { SCRIPTS } from '../src/storage/redis-scripts';
+import { SCRIPTS } from '../src/storage/redis/scripts';
 import { RedisServer } from '../test/harness/redis';
 import type { BenchSection } from './section';
 

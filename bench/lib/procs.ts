@@ -36,7 +36,7 @@ export interface Fixture {
 
 export interface ForkOptions {
   env?: Record<string, string>;
-  /** Give up waiting for `ready` after this long. @default 60000 */
+  /** Give up waiting for `ready` after this long (a busy shared box is slow to start ts-node). @default 180000 */
   readyTimeoutMs?: number;
   /** Print the child's output as it comes (debugging). */
   verbose?: boolean;
@@ -73,7 +73,7 @@ export async function startFixture(
   child.stderr?.on('data', keep);
   const fixture: Fixture = { name, child, port: 0, tail: () => lines.slice(-12).join('\n') };
 
-  const timeoutMs = opts.readyTimeoutMs ?? 60_000;
+  const timeoutMs = opts.readyTimeoutMs ?? 180_000;
   const ready = new Promise<number>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`${name}: not ready after ${timeoutMs} ms`)),

@@ -71,6 +71,18 @@ export class StorageOptions {
   @Min(1)
   @Max(3600)
   leaseTtl?: number;
+
+  /**
+   * Seconds a worker that lost Redis keeps admitting, on the slots it already holds, after its
+   * last heartbeat; then it answers 503 until Redis is back. Must be shorter than `leaseTtl`:
+   * the difference is the margin before those slots' leases can expire in Redis.
+   * @default 0.6 x leaseTtl
+   */
+  @IsOptional()
+  @IsNumber({}, { message: '$property must be a number of seconds' })
+  @Min(0)
+  @Max(3600)
+  fallbackWindow?: number;
 }
 
 export class UiOptions {

@@ -20,6 +20,8 @@ export interface ResolvedBalancerOptions {
     client?: unknown;
     keyPrefix: string;
     leaseTtl: number;
+    /** Seconds; `undefined`: 0.6 x leaseTtl (the store decides). */
+    fallbackWindow?: number;
   };
   routingStrategy?: string;
   healthEndpoint: string | null;
@@ -270,6 +272,7 @@ export function resolveBalancerOptions(
       client,
       keyPrefix: opts.storage?.keyPrefix ?? DEFAULTS.keyPrefix,
       leaseTtl: opts.storage?.leaseTtl ?? DEFAULTS.leaseTtl,
+      fallbackWindow: opts.storage?.fallbackWindow,
     },
     routingStrategy: opts.routingStrategy,
     healthEndpoint: he === false || he === null ? null : (he ?? DEFAULTS.healthEndpoint),

@@ -19,8 +19,11 @@ export class RedisServer {
 
   private constructor(
     readonly port: number,
-    /** A one-node Redis Cluster holding every slot (cross-slot scripts fail as on a real one). */
-    readonly cluster = false,
+    /**
+     * `true`: a one-node Redis Cluster holding every slot (cross-slot scripts fail as on a real
+     * one); `'node'`: cluster mode without slots, to be joined into a larger cluster.
+     */
+    readonly cluster: boolean | 'node' = false,
   ) {}
 
   get url(): string {
@@ -32,7 +35,7 @@ export class RedisServer {
   }
 
   /** Start a server on a free port (retrying when another process took the port first). */
-  static async start(opts: { cluster?: boolean } = {}): Promise<RedisServer> {
+  static async start(opts: { cluster?: boolean | 'node' } = {}): Promise<RedisServer> {
     let lastError: unknown;
     for (let attempt = 0; attempt < 5; attempt++) {
       const server = new RedisServer(await freePort(), opts.cluster);
@@ -95,7 +98,7 @@ export class RedisServer {
     this.child = child;
     try {
       await Promise.race([exited, this.waitForPing(5000)]);
-      if (this.cluster) await this.assignAllSlots();
+      if (this.cluster === true) await this.assignAllSlots();
     } catch (err) {
       child.kill('SIGKILL');
       this.child = undefined;

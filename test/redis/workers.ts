@@ -10,6 +10,8 @@ export interface Worker {
   readonly pid: number;
   readonly output: () => string;
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Send a signal without waiting for an exit (SIGSTOP / SIGCONT). */
+  signal(signal: NodeJS.Signals): void;
 }
 
 /**
@@ -75,6 +77,7 @@ async function spawnWorker(
     url: `http://127.0.0.1:${port}`,
     pid: child.pid!,
     output: () => output,
+    signal: (signal: NodeJS.Signals) => void child.kill(signal),
     kill: async (signal: NodeJS.Signals = 'SIGKILL') => {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = once(child, 'exit');

@@ -1,5 +1,5 @@
 import Redis, { Cluster, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis';
-import type { ResolvedBalancerOptions } from '../config/resolve-options';
+import type { ResolvedBalancerOptions } from '../../config/resolve-options';
 
 export type RedisClient = Redis | Cluster;
 

@@ -1,0 +1,68 @@
+import type { AcquireResult } from '../capacity-store.interface';
+import type { CommandRunner } from './command-runner';
+import type { PoolState, PoolTable, Slot } from './pool-state';
+
+/** Timings of the store. Derived from `leaseTtl`; tests may shorten them. */
+export interface RedisStoreTuning {
+  /** How often this process renews its leases and worker entry. @default leaseTtl / 3 */
+  heartbeatMs: number;
+  /** Mean interval of the polling fallback while this process has waiters. @default min(500, leaseTtl / 4) */
+  pollMs: number;
+  /** A command that takes longer counts as Redis being unreachable. @default min(2000, leaseTtl / 2) */
+  commandTimeoutMs: number;
+  /** How long `init()` waits for the first connection before starting cut off. @default 3000 */
+  connectWaitMs: number;
+  /** Mean interval between reconnection checks while cut off. @default 500 */
+  recoverMs: number;
+  /**
+   * How long after its last confirmed heartbeat a cut-off worker keeps admitting on the slots it
+   * holds in Redis. Shorter than the lease TTL: the rest is the margin. @default 0.6 x leaseTtl
+   */
+  fallbackWindowMs: number;
+  /** How long a grant holds its slot until the waiter's process claims it. @default min(leaseTtl, 1000) */
+  claimMs: number;
+}
+
+/**
+ * Where admission runs.
+ * - `online`: every slot is a lease in Redis; waiters sit in the global queue.
+ * - `fallback`: Redis is unreachable; the slots this process holds in Redis are reused for its
+ *   own requests until the fallback window ends.
+ * - `expired`: still unreachable after the window; nothing is admitted (503) until Redis is back.
+ * - `recovering`: Redis answers again; one ADOPT per pool is in flight. Nothing is admitted
+ *   locally meanwhile, and releases wait for its outcome.
+ */
+export type StoreMode = 'online' | 'fallback' | 'expired' | 'recovering';
+
+/** What the parts of the store share. */
+export interface StoreContext {
+  readonly ttlMs: number;
+  readonly tuning: RedisStoreTuning;
+  readonly processId: string;
+  readonly pools: PoolTable;
+  readonly runner: () => CommandRunner;
+  mode(): StoreMode;
+  isClosed(): boolean;
+  /** The first three arguments of every script: ttlMs, claimMs, grantPrefix. */
+  common(): Array<string | number>;
+  /** A fresh id `<processId>:<n>`. */
+  newId(): string;
+  /** A held slot of `p`. */
+  makeSlot(p: PoolState, id: string, expiresBy: number): Slot;
+  /** A command failed: Redis counts as unreachable. */
+  degrade(err: unknown): void;
+  /** Continue an acquire in local admission (Redis became unreachable while it waited). */
+  acquireLocal(
+    p: PoolState,
+    start: number,
+    deadline: number,
+    maxQueue: number,
+    signal?: AbortSignal,
+  ): Promise<AcquireResult>;
+  warn(text: string): void;
+  log(text: string): void;
+}
+
+export function jitter(ms: number): number {
+  return ms * (0.5 + Math.random());
+}

@@ -1,0 +1,222 @@
+import { performance } from 'node:perf_hooks';
+import type { AcquireResult } from '../capacity-store.interface';
+import type { StoreContext } from './context';
+import type { PoolState, Slot } from './pool-state';
+
+/** A lease id recorded in Redis that this process holds but no request uses right now. */
+interface FreeSlot {
+  readonly id: string;
+  readonly expiresBy: number;
+}
+
+interface LocalWaiter {
+  readonly pool: PoolState;
+  readonly start: number;
+  readonly maxQueue: number;
+  readonly signal?: AbortSignal;
+  timer?: NodeJS.Timeout;
+  onAbort?: () => void;
+  /** `migrate`: Redis is back, continue in the global queue. */
+  resolve(result: AcquireResult | 'migrate'): void;
+}
+
+/**
+ * Admission while Redis is unreachable. The cap stays a guarantee: this process only reuses the
+ * slots it already holds in Redis (nobody else can be granted them while their leases live),
+ * and only until the fallback window ends, `fallbackWindowMs` after its last confirmed
+ * heartbeat on its own monotonic clock, which is `leaseTtl - fallbackWindowMs` before those
+ * leases can expire in Redis. After the window it admits nothing (the caller answers 503) until
+ * Redis is back. Waiters queue locally in FIFO order and move to the global queue on recovery.
+ */
+export class LocalFallback {
+  private readonly free = new Map<PoolState, FreeSlot[]>();
+  private readonly waiters: LocalWaiter[] = [];
+  /** End of the window (monotonic ms). */
+  private until = 0;
+  private paused = false;
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly ctx: StoreContext,
+    /** The window is over: the store stops admitting locally. */
+    private readonly onExpired: () => void,
+  ) {}
+
+  private get margin(): number {
+    return this.ctx.ttlMs - this.ctx.tuning.fallbackWindowMs;
+  }
+
+  /** Start (or restart) the window: it ends `fallbackWindowMs` after `confirmedAt`. */
+  enter(confirmedAt: number): void {
+    this.paused = false;
+    this.until = confirmedAt + this.ctx.tuning.fallbackWindowMs;
+    clearTimeout(this.timer);
+    const left = this.until - performance.now();
+    if (left <= 0) return this.onExpired();
+    this.timer = setTimeout(() => this.onExpired(), left);
+    this.timer.unref();
+  }
+
+  get windowEnd(): number {
+    return this.until;
+  }
+
+  /** No local grants while a recovery is in flight. */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    for (const p of new Set(this.waiters.map((w) => w.pool))) this.grant(p);
+  }
+
+  private usable(expiresBy: number): boolean {
+    const now = performance.now();
+    return now < this.until && now < expiresBy - this.margin;
+  }
+
+  acquire(
+    p: PoolState,
+    start: number,
+    deadline: number,
+    maxQueue: number,
+    signal?: AbortSignal,
+  ): Promise<AcquireResult | 'migrate'> {
+    const waitedMs = (): number => performance.now() - start;
+    // While a recovery is in flight, wait for its outcome (the waiter moves to the global
+    // queue, or gets 503 if the recovery fails after the window).
+    const mode = this.ctx.mode();
+    if (mode === 'expired' || (mode === 'fallback' && performance.now() >= this.until)) {
+      p.deltas.rejected++;
+      return Promise.resolve({ ok: false, reason: 'closed', waitedMs: waitedMs() });
+    }
+    const queued = this.waiters.filter((w) => w.pool === p).length;
+    if (!this.paused && queued === 0) {
+      const slot = this.take(p);
+      if (slot) {
+        p.deltas.admitted++;
+        return Promise.resolve({ ok: true, lease: slot, waitedMs: waitedMs() });
+      }
+    }
+    if (queued >= maxQueue) {
+      p.deltas.rejected++;
+      return Promise.resolve({ ok: false, reason: 'queue_full', waitedMs: waitedMs() });
+    }
+    return new Promise((resolve) => {
+      const w: LocalWaiter = { pool: p, start, maxQueue, signal, resolve };
+      const leave = (reason: 'timeout' | 'aborted'): void => {
+        if (!this.remove(w)) return;
+        if (reason === 'timeout') p.deltas.timedOut++;
+        resolve({ ok: false, reason, waitedMs: waitedMs() });
+      };
+      w.timer = setTimeout(() => leave('timeout'), Math.max(0, deadline - performance.now()));
+      if (signal) {
+        w.onAbort = () => leave('aborted');
+        signal.addEventListener('abort', w.onAbort, { once: true });
+      }
+      this.waiters.push(w);
+    });
+  }
+
+  /** A usable free slot of `p` as a new held slot, dropping the ones past their time. */
+  private take(p: PoolState): Slot | undefined {
+    const list = this.free.get(p) ?? [];
+    while (list.length > 0) {
+      const f = list.shift()!;
+      if (this.usable(f.expiresBy)) return this.ctx.makeSlot(p, f.id, f.expiresBy);
+      p.orphans.add(f.id);
+    }
+    return undefined;
+  }
+
+  private remove(w: LocalWaiter): boolean {
+    const i = this.waiters.indexOf(w);
+    if (i < 0) return false;
+    this.waiters.splice(i, 1);
+    clearTimeout(w.timer);
+    if (w.onAbort) w.signal?.removeEventListener('abort', w.onAbort);
+    return true;
+  }
+
+  /** A slot released while cut off: its lease still lives in Redis, reuse it while it may be. */
+  reuse(p: PoolState, slot: Slot): void {
+    if (!this.usable(slot.expiresBy)) {
+      p.orphans.add(slot.id);
+      return;
+    }
+    const list = this.free.get(p) ?? [];
+    list.push({ id: slot.id, expiresBy: slot.expiresBy });
+    this.free.set(p, list);
+    this.grant(p);
+  }
+
+  private grant(p: PoolState): void {
+    if (this.paused) return;
+    for (;;) {
+      const w = this.waiters.find((x) => x.pool === p);
+      if (!w) return;
+      const slot = this.take(p);
+      if (!slot) return;
+      this.remove(w);
+      p.deltas.admitted++;
+      w.resolve({ ok: true, lease: slot, waitedMs: performance.now() - w.start });
+    }
+  }
+
+  /** The free slots of `p`, handed to a recovery (which drops them in Redis). */
+  takeFree(p: PoolState): string[] {
+    const ids = (this.free.get(p) ?? []).map((f) => f.id);
+    this.free.delete(p);
+    return ids;
+  }
+
+  /** Redis is back: every local waiter continues in the global queue. */
+  migrateAll(): void {
+    clearTimeout(this.timer);
+    for (const w of this.waiters.splice(0)) {
+      clearTimeout(w.timer);
+      if (w.onAbort) w.signal?.removeEventListener('abort', w.onAbort);
+      w.resolve('migrate');
+    }
+  }
+
+  /** The window is over (or the store closes): waiters get `closed`, free slots are dropped. */
+  expire(): void {
+    clearTimeout(this.timer);
+    for (const [p, list] of this.free) for (const f of list) p.orphans.add(f.id);
+    this.free.clear();
+    for (const w of this.waiters.splice(0)) {
+      clearTimeout(w.timer);
+      if (w.onAbort) w.signal?.removeEventListener('abort', w.onAbort);
+      w.pool.deltas.rejected++;
+      w.resolve({ ok: false, reason: 'closed', waitedMs: performance.now() - w.start });
+    }
+  }
+
+  /** Answer the local waiters of `pool` (or all) with `closed`. */
+  reject(pool?: string): void {
+    for (const w of [...this.waiters]) {
+      if (pool !== undefined && w.pool.name !== pool) continue;
+      this.remove(w);
+      w.pool.deltas.rejected++;
+      w.resolve({ ok: false, reason: 'closed', waitedMs: performance.now() - w.start });
+    }
+  }
+
+  /** Usable slots of `p` right now: held (running) ones within their time plus free ones. */
+  capacity(p: PoolState): number {
+    let n = 0;
+    for (const s of p.slots) if (this.usable(s.expiresBy)) n++;
+    for (const f of this.free.get(p) ?? []) if (this.usable(f.expiresBy)) n++;
+    return n;
+  }
+
+  queued(p: PoolState): number {
+    return this.waiters.filter((w) => w.pool === p).length;
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+}
