@@ -3,42 +3,15 @@ import { PARAMTYPES_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constan
 import { isObservable } from 'rxjs';
 import { finalize } from 'rxjs/operators';
 import { ClientClosedRequestException } from './admission.exceptions';
-import type { Lease } from '../storage/capacity-store.interface';
 import { WRAPPED_ORIGINAL, type HandlerSite } from './pool-registry';
 
-/** Where `AdmissionGuard` leaves the admission of a request (on the request object itself). */
-export const ADMISSION_STATE = Symbol.for('nestjs-balancer.admission-state');
+export { ADMISSION_STATE, releaseAdmission, type AdmissionState } from './admission-state';
+import { ADMISSION_STATE, handlerSettled, type AdmissionState } from './admission-state';
 
 /** Index of the hidden `@Req()` argument Nest passes to a wrapper. */
 const HIDDEN_REQ_INDEX = Symbol.for('nestjs-balancer.hidden-req-index');
 /** How many arguments the original handler gets (what Nest passed it before the wrapper). */
 const ORIGINAL_ARGS_LENGTH = Symbol.for('nestjs-balancer.original-args-length');
-
-/**
- * One admitted request. The slot goes back exactly once, when the handler is done (or was
- * never entered) AND the response is done ('finish' or 'close' of the raw response).
- */
-export interface AdmissionState {
-  lease: Lease;
-  /** Handler calls that have not settled yet (a retrying interceptor may call it again). */
-  running: number;
-  entered: boolean;
-  handlerDone: boolean;
-  responseDone: boolean;
-  released: boolean;
-}
-
-export function releaseAdmission(state: AdmissionState): void {
-  if (state.released) return;
-  state.released = true;
-  void state.lease.release();
-}
-
-function handlerSettled(state: AdmissionState): void {
-  if (--state.running > 0) return;
-  state.handlerDone = true;
-  if (state.responseDone) releaseAdmission(state);
-}
 
 type Handler = ((...args: unknown[]) => unknown) & {
   [WRAPPED_ORIGINAL]?: Handler;
