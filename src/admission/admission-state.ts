@@ -82,3 +82,18 @@ export function attachAdmission(
   rawRes.once('close', onResponseDone);
   return state;
 }
+
+/**
+ * Set on the raw request by the guard or interceptor when they let a request of a decorated
+ * route through on purpose (the balancer's own probe, a route no pool watches), so the handler
+ * wrapper can tell that from a request that skipped admission.
+ */
+export const ADMISSION_PASS = Symbol.for('nestjs-balancer.admission-pass');
+
+export function markPassed(raw: IncomingMessage): void {
+  (raw as IncomingMessage & { [ADMISSION_PASS]?: boolean })[ADMISSION_PASS] = true;
+}
+
+export function wasPassed(raw: IncomingMessage): boolean {
+  return (raw as IncomingMessage & { [ADMISSION_PASS]?: boolean })[ADMISSION_PASS] === true;
+}

@@ -1,20 +1,5 @@
 import { Injectable } from '@nestjs/common';
-
-/** Marks a handler wrapper (guard admission) and points at the function it wraps. */
-export const WRAPPED_ORIGINAL = Symbol.for('nestjs-balancer.wrapped-original');
-
-/** The function a wrapper stands for (or `fn` itself). */
-export function unwrapHandler<T>(fn: T): T {
-  return ((fn as { [WRAPPED_ORIGINAL]?: T } | null)?.[WRAPPED_ORIGINAL] ?? fn) as T;
-}
-
-/** Where a watched handler lives: the prototype Nest reads `prototype[name]` from. */
-export interface HandlerSite {
-  proto: Record<string | symbol, unknown>;
-  name: string;
-  /** The controller instance discovery found the method on (for the class Nest reads). */
-  instance: object;
-}
+import { normalizePath } from '../config/resolve-options';
 
 export interface PoolRoute {
   method: string;
@@ -55,46 +40,76 @@ export interface ResolvedPool {
   probeStatus: PoolProbeStatus;
 }
 
+/** One watched route: where it is served and which pool admits it. */
+export interface WatchedRoute extends PoolRoute {
+  /** The controller class Nest instantiated (`context.getClass()`). */
+  controller: object;
+  /** Name of the handler method (`context.getHandler().name`, kept by wrappers). */
+  name: string;
+  pool: ResolvedPool;
+  /** `true` when the route carries `@Balanced()` (guard + method wrapper); `false` when it is
+   * watched only through `endpoints` (the global interceptor admits it). */
+  decorated: boolean;
+}
+
 /**
- * Watched routes, filled once at bootstrap by route discovery. The interceptor's only cost on
- * an unwatched route is one `Map` lookup by handler function.
+ * Watched routes, filled once at bootstrap by route discovery. A request's route is found from
+ * data that survives handler wrappers (tracing and APM instrumentation replace the function
+ * Nest calls): the controller class and method name, and, when one method serves several paths,
+ * the path the HTTP adapter matched. Never by function identity.
  */
 @Injectable()
 export class PoolRegistry {
-  private readonly byHandler = new Map<object, ResolvedPool>();
+  private readonly byClass = new Map<object, Map<string, WatchedRoute[]>>();
+  private readonly byRoute = new Map<string, WatchedRoute>();
   private readonly pools = new Map<string, ResolvedPool>();
-  private readonly siteList: HandlerSite[] = [];
+  private readonly list: WatchedRoute[] = [];
 
-  /** `handler` is the original function (a wrapper is unwrapped first). */
-  register(handler: object, pool: ResolvedPool, site?: HandlerSite): void {
-    const original = unwrapHandler(handler);
-    this.byHandler.set(original, pool);
+  register(route: WatchedRoute): void {
+    this.pools.set(route.pool.key, route.pool);
+    this.list.push(route);
+    let methods = this.byClass.get(route.controller);
+    if (!methods) this.byClass.set(route.controller, (methods = new Map()));
+    const same = methods.get(route.name);
+    if (same) same.push(route);
+    else methods.set(route.name, [route]);
+    this.byRoute.set(`${route.method} ${route.path}`, route);
+  }
+
+  /** A pool without routes yet (tests, `BalancerService.run` pools). */
+  addPool(pool: ResolvedPool): void {
     this.pools.set(pool.key, pool);
-    if (site && !this.siteList.some((s) => s.proto === site.proto && s.name === site.name)) {
-      this.siteList.push(site);
-    }
   }
 
   /**
-   * Let `wrapper` (the function Nest calls and hands to guards as `getHandler()`) find its
-   * original's pool in one lookup on every request.
+   * The watched route a request is on. `routePath` is asked only when the method serves several
+   * watched paths or the handler lost its name: the path pattern as the adapter matched it.
    */
-  alias(wrapper: object): void {
-    const pool = this.byHandler.get(unwrapHandler(wrapper));
-    if (pool) this.byHandler.set(wrapper, pool);
+  forRequest(
+    controller: object,
+    handlerName: string,
+    routePath: () => string | undefined,
+    method: string,
+  ): WatchedRoute | undefined {
+    const methods = this.byClass.get(controller);
+    if (!methods) return undefined;
+    const candidates = methods.get(handlerName);
+    if (candidates?.length === 1) return candidates[0];
+    const path = routePath();
+    return path === undefined ? undefined : this.forRoute(method, path);
   }
 
-  /** Prototype + method name of every watched handler, once each. */
-  sites(): HandlerSite[] {
-    return [...this.siteList];
+  /**
+   * The watched route registered for an HTTP method and a path pattern as Nest registered it
+   * (global prefix, module path and URI version included: `/v1/items/:id`), or `undefined`.
+   */
+  forRoute(method: string, path: string): WatchedRoute | undefined {
+    const p = normalizePath(path);
+    return this.byRoute.get(`${method.toUpperCase()} ${p}`) ?? this.byRoute.get(`ALL ${p}`);
   }
 
-  /** Accepts the original function or its admission wrapper. */
-  forHandler(handler: unknown): ResolvedPool | undefined {
-    return (
-      this.byHandler.get(handler as object) ??
-      this.byHandler.get((handler as { [WRAPPED_ORIGINAL]?: object })?.[WRAPPED_ORIGINAL] as object)
-    );
+  routes(): WatchedRoute[] {
+    return [...this.list];
   }
 
   get(key: string): ResolvedPool | undefined {
