@@ -1,6 +1,6 @@
 import { Controller, Get, Header, UseGuards } from '@nestjs/common';
 import { BalancerAuthGuard } from '../dashboard/basic-auth.guard';
-import { BalancerStatsService, type BalancerStats } from './balancer-stats.service';
+import { BalancerStatsService, type BalancerStats } from '../admission/balancer-stats.service';
 
 /** `GET /balancer/stats`: capacity, in-flight, queue and counters per pool. */
 @Controller('balancer')

@@ -40,7 +40,7 @@ import {
   BalancerConfigurableModule,
 } from './balancer.module-definition';
 import { BalancerStatsController } from './balancer-stats.controller';
-import { BalancerStatsService } from './balancer-stats.service';
+import { BalancerStatsService } from '../admission/balancer-stats.service';
 import { resolveBalancerOptions, type ResolvedBalancerOptions } from '../config/resolve-options';
 import { RouteDiscovery } from './route-discovery';
 

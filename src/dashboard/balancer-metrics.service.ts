@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nest
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { AdmissionEvents, type AdmissionEvent } from '../admission/admission-events';
 import { BALANCER_OPTIONS } from '../config/balancer.constants';
-import { BalancerStatsService, type BalancerStats } from '../balancer/balancer-stats.service';
+import { BalancerStatsService, type BalancerStats } from '../admission/balancer-stats.service';
 import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import { loadPromClient, type PromClient } from './prom-client.loader';
 
