@@ -57,9 +57,7 @@ export class AdmissionControl {
    * The raw request and response of an HTTP context, and the watched route it is on (`route`
    * is `undefined` for a route no pool watches: one map lookup by controller class).
    */
-  match(
-    context: ExecutionContext,
-  ):
+  match(context: ExecutionContext):
     | {
         route: WatchedRoute | undefined;
         rawReq: IncomingMessage;

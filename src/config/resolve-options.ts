@@ -100,7 +100,12 @@ const TYPE_CONSTRAINTS = new Set([
 
 export type Locate = (camelPath: string[]) => string;
 
-export function collect(errors: ValidationError[], prefix: string[], locate: Locate, out: string[]): void {
+export function collect(
+  errors: ValidationError[],
+  prefix: string[],
+  locate: Locate,
+  out: string[],
+): void {
   for (const err of errors) {
     const path = [...prefix, err.property];
     if (err.constraints) {
