@@ -20,7 +20,7 @@ export {
   BalancerStatsService,
   type BalancerStats,
   type EndpointStats,
-} from './balancer/balancer-stats.service';
+} from './admission/balancer-stats.service';
 export { AdmissionInterceptor } from './admission/admission.interceptor';
 export { AdmissionGuard } from './admission/admission.guard';
 export { AdmissionGate } from './admission/admission-gate';

@@ -4,7 +4,9 @@
  *   server.ts <variant> <express|fastify> [redisUrl]
  * `memory`/`redis` use the default guard admission; `-interceptor` sets `admission: 'interceptor'`.
  * Diagnostics (not in the default run): `guard-req` (no-op guard plus a `@Req()` parameter, what
- * the wrapper's hidden argument costs) and `module-only` (BalancerModule imported, route unwatched).
+ * the wrapper's hidden argument costs), `module-only` (BalancerModule imported, route unwatched)
+ * and `endpoints-unwatched` (another route watched through `endpoints`, so the global
+ * `AdmissionInterceptor` is registered; the measured route is unwatched: its cost there).
  * Prints `LISTENING <port>` once ready.
  */
 import 'reflect-metadata';
@@ -86,6 +88,14 @@ class BalancedController {
   }
 }
 
+@Controller()
+class WatchedByEndpointsController {
+  @Get('watched')
+  watched(): { ok: boolean } {
+    return { ok: true };
+  }
+}
+
 function appModule(): DynamicModule {
   if (variant === 'plain') return { module: class PlainApp {}, controllers: [PlainController] };
   if (variant === 'noop') return { module: class NoopApp {}, controllers: [NoopController] };
@@ -93,6 +103,7 @@ function appModule(): DynamicModule {
     return { module: class GuardReqApp {}, controllers: [GuardReqController] };
   if (variant === 'guard') return { module: class GuardApp {}, controllers: [GuardController] };
   const admission = variant.endsWith('-interceptor') ? 'interceptor' : 'guard';
+  const endpointsOnly = variant === 'endpoints-unwatched';
   const storage = variant.startsWith('redis')
     ? { type: 'redis' as const, url: redisUrl, keyPrefix: `bench${process.pid}` }
     : { type: 'memory' as const };
@@ -106,9 +117,13 @@ function appModule(): DynamicModule {
         metrics: false,
         logger: false,
         admission,
+        endpoints: endpointsOnly ? { '/watched': { capacity: 100_000 } } : {},
       }),
     ],
-    controllers: [variant === 'module-only' ? PlainController : BalancedController],
+    controllers: [
+      variant === 'module-only' || endpointsOnly ? PlainController : BalancedController,
+      ...(endpointsOnly ? [WatchedByEndpointsController] : []),
+    ],
   };
 }
 

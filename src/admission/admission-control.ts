@@ -1,5 +1,5 @@
 import { ExecutionContext, Inject, Injectable } from '@nestjs/common';
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PROBE_HEADER } from '../config/balancer.constants';
 import { AdmissionEvents } from './admission-events';
 import { AdmissionGate } from './admission-gate';
@@ -10,9 +10,9 @@ import {
   ClientClosedRequestException,
 } from './admission.exceptions';
 import { CapacityStore, type Lease } from '../storage/capacity-store.interface';
-import { PoolRegistry, type ResolvedPool } from './pool-registry';
-import { probePass, ProbeTokens } from './probe-tokens';
+import { PoolRegistry, type ResolvedPool, type WatchedRoute } from './pool-registry';
 import { declaredBodyBytes, QueuedBodyBytes } from './body-budget';
+import { probePass, ProbeTokens } from './probe-tokens';
 
 /** `Retry-After` seconds while shutting down: long enough for a load balancer to move on. */
 export const SHUTDOWN_RETRY_AFTER = 5;
@@ -21,15 +21,30 @@ export interface RawRequest {
   headers: Record<string, string | string[] | undefined>;
 }
 
-/** A request that admission applies to: its pool, the request and the raw Node response. */
-export interface AdmissionTarget<R extends RawRequest = RawRequest> {
+/** A request as Nest hands it over: Express's is the Node request, Fastify's wraps it. */
+interface AdapterRequest extends RawRequest {
+  method?: string;
+  raw?: IncomingMessage;
+  /** Express: the matched route. */
+  route?: { path?: unknown };
+  /** Fastify: the matched route's options. */
+  routeOptions?: { url?: unknown };
+}
+
+/** A request that admission applies to: its route and pool, and the raw Node request/response. */
+export interface AdmissionTarget {
+  route: WatchedRoute;
   pool: ResolvedPool;
-  req: R;
+  rawReq: IncomingMessage;
   raw: ServerResponse;
-  /**
-   * The body is still in the client and kernel buffers (early admission): a wait costs no
-   * memory, so it is not counted against `maxQueueBytes`.
-   */
+}
+
+/** What `admit()` needs: the pool, the request's headers and the raw response. */
+export interface AdmissionRequest {
+  pool: ResolvedPool;
+  req: RawRequest;
+  raw: ServerResponse;
+  /** Admitted before the body was read (early admission): no body bytes wait in memory. */
   bodyUnread?: boolean;
 }
 
@@ -50,21 +65,41 @@ export class AdmissionControl {
   ) {}
 
   /**
-   * `undefined` when admission does not apply: not HTTP, not a watched handler (one map
-   * lookup), or the balancer's own probe.
+   * The raw request and response of an HTTP context, and the watched route it is on (`route`
+   * is `undefined` for a route no pool watches: one map lookup by controller class).
    */
-  target<R extends RawRequest>(context: ExecutionContext): AdmissionTarget<R> | undefined {
+  match(context: ExecutionContext):
+    | {
+        route: WatchedRoute | undefined;
+        rawReq: IncomingMessage;
+        raw: ServerResponse;
+        req: RawRequest;
+      }
+    | undefined {
     if (context.getType() !== 'http') return undefined;
-    const pool = this.registry.forHandler(context.getHandler());
-    if (!pool) return undefined;
     const http = context.switchToHttp();
-    const req = http.getRequest<R>();
-    const probe = req.headers[PROBE_HEADER];
-    if (probe !== undefined && this.tokens.accepts(pool.key, probe)) return undefined;
-    // Express hands us the ServerResponse itself; Fastify a reply wrapping it as `.raw`.
+    const req = http.getRequest<AdapterRequest>();
+    // Express hands us the Node objects themselves; Fastify wraps them as `.raw`.
+    const rawReq = (req.raw ?? req) as IncomingMessage;
     const reply = http.getResponse<ServerResponse | { raw: ServerResponse }>();
     const raw: ServerResponse = 'raw' in reply ? reply.raw : reply;
-    return { pool, req, raw };
+    const route = this.registry.forRequest(
+      context.getClass(),
+      context.getHandler().name,
+      () => routePathOf(req),
+      rawReq.method ?? 'GET',
+    );
+    return { route, rawReq, raw, req };
+  }
+
+  /**
+   * `true` for the balancer's own probe requests whose token this process knows (they bypass
+   * admission). A well-formed token it does not know yet is checked against the store by
+   * `admit()`.
+   */
+  isProbe(pool: string, req: RawRequest): boolean {
+    const probe = req.headers[PROBE_HEADER];
+    return probe !== undefined && this.tokens.accepts(pool, probe);
   }
 
   /**
@@ -72,19 +107,19 @@ export class AdmissionControl {
    * no abort wiring), or a promise of one after a wait in the queue. Throws (or rejects with)
    * the 503 / 504 / client-closed exception when the request cannot be admitted.
    */
-  admit(target: AdmissionTarget): Lease | Promise<Lease> {
+  admit(request: AdmissionRequest): Lease | Promise<Lease> {
     // A probe token not cached here may belong to a probe another worker just started: ask the
     // store (rate-limited); a token it does not hold is admitted like any other request.
-    const probe = target.req.headers[PROBE_HEADER];
+    const probe = request.req.headers[PROBE_HEADER];
     if (ProbeTokens.wellFormed(probe)) {
       return this.tokens
-        .verify(target.pool.key, probe)
-        .then((ok) => (ok ? probePass(target.pool.key) : this.take(target)));
+        .verify(request.pool.key, probe)
+        .then((ok) => (ok ? probePass(request.pool.key) : this.take(request)));
     }
-    return this.take(target);
+    return this.take(request);
   }
 
-  private take({ pool, req, raw, bodyUnread }: AdmissionTarget): Lease | Promise<Lease> {
+  private take({ pool, req, raw, bodyUnread }: AdmissionRequest): Lease | Promise<Lease> {
     const closed = this.gate.closedReason;
     if (closed) {
       this.store.recordRejection(pool.key);
@@ -172,4 +207,10 @@ export class AdmissionControl {
       raw.setHeader('Retry-After', String(Math.max(1, Math.ceil(error.retryAfter))));
     return error;
   }
+}
+
+/** The path pattern the HTTP adapter matched (Express `req.route.path`, Fastify `routeOptions.url`). */
+function routePathOf(req: AdapterRequest): string | undefined {
+  const path = req.route?.path ?? req.routeOptions?.url;
+  return typeof path === 'string' ? path : undefined;
 }

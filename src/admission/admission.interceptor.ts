@@ -1,56 +1,64 @@
-import { CallHandler, ExecutionContext, Injectable, NestInterceptor } from '@nestjs/common';
-import type { ServerResponse } from 'node:http';
+import { CallHandler, ExecutionContext, Inject, Injectable, NestInterceptor } from '@nestjs/common';
 import { finalize, type Observable } from 'rxjs';
+import { BALANCER_OPTIONS } from '../config/balancer.constants';
+import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import { AdmissionControl } from './admission-control';
-import { earlyAdmissionOf, trackHandler } from './early-admission-state';
-import type { Lease } from '../storage/capacity-store.interface';
+import {
+  admissionOf,
+  attachAdmission,
+  handlerEntered,
+  handlerSettled,
+  markPassed,
+  type AdmissionState,
+} from './admission-state';
+import { ClientClosedRequestException } from './admission.exceptions';
 
 /**
- * Admission control for watched routes as an interceptor (`admission: 'interceptor'`; the
- * default is `AdmissionGuard`). `BalancerModule` puts it first among the interceptors of exactly
- * the watched handlers. A watched request waits for a slot of its pool, runs, and gives the slot
- * back exactly once when both the handler and the response are done.
+ * Admission control as a global interceptor, for routes watched only through `endpoints`
+ * (YAML), and for every watched route with `admission: 'interceptor'`. `BalancerModule`
+ * registers it only when such routes exist, so apps that watch routes with `@Balanced()` alone
+ * pay nothing on their other routes. A watched request waits for a slot of its pool, runs, and
+ * gives the slot back exactly once when both the handler and the response are done.
  */
 @Injectable()
 export class AdmissionInterceptor implements NestInterceptor {
-  constructor(private readonly control: AdmissionControl) {}
+  private readonly all: boolean;
+
+  constructor(
+    private readonly control: AdmissionControl,
+    @Inject(BALANCER_OPTIONS) options: ResolvedBalancerOptions,
+  ) {
+    this.all = options.admission === 'interceptor';
+  }
 
   intercept(
     context: ExecutionContext,
     next: CallHandler,
   ): Observable<unknown> | Promise<Observable<unknown>> {
-    const target = this.control.target(context);
-    if (!target) return next.handle();
-    // Admitted already, before the body was read: only track when the handler settles.
-    const early = earlyAdmissionOf(target.req);
-    if (early) return trackHandler(early, next);
-    const lease = this.control.admit(target);
-    if (!(lease instanceof Promise)) return this.run(target.raw, lease, next);
-    return lease.then((l) => this.run(target.raw, l, next));
+    const match = this.control.match(context);
+    // `@Balanced()` routes are the guard's unless admission is 'interceptor'.
+    if (!match?.route || (!this.all && match.route.decorated)) return next.handle();
+    const { route, rawReq, raw } = match;
+    const earlier = admissionOf(rawReq);
+    if (earlier) return this.run(earlier, next);
+    if (this.control.isProbe(route.pool.key, match.req)) {
+      markPassed(rawReq);
+      return next.handle();
+    }
+    const lease = this.control.admit({ pool: route.pool, req: match.req, raw });
+    if (!(lease instanceof Promise)) return this.run(attachAdmission(lease, rawReq, raw), next);
+    return lease.then((l) => this.run(attachAdmission(l, rawReq, raw), next));
   }
 
   /**
-   * Run the handler holding `lease`. The slot is held while the handler runs AND until the
-   * response is done: 'finish' (last byte handed to the OS) or 'close' (connection dropped).
-   * A streamed body keeps it until it ends; a client that disconnects mid-handler does not
-   * free the slot while the handler still computes (the work is still on the machine).
+   * Run the handler under `state`: the slot is held while the handler runs AND until the
+   * response is done ('finish', or 'close' when the connection drops). A streamed body keeps it
+   * until it ends; a client that disconnects mid-handler does not free it while work runs.
    */
-  private run(raw: ServerResponse, lease: Lease, next: CallHandler): Observable<unknown> {
-    let handlerDone = false;
-    let responseDone = false;
-    const onResponseDone = (): void => {
-      raw.off('finish', onResponseDone);
-      raw.off('close', onResponseDone);
-      responseDone = true;
-      if (handlerDone) void lease.release();
-    };
-    raw.once('finish', onResponseDone);
-    raw.once('close', onResponseDone);
-    return next.handle().pipe(
-      finalize(() => {
-        handlerDone = true;
-        if (responseDone) void lease.release();
-      }),
-    );
+  private run(state: AdmissionState, next: CallHandler): Observable<unknown> {
+    // The connection closed after admission and the slot is already back: don't start work.
+    if (state.released) throw new ClientClosedRequestException();
+    handlerEntered(state);
+    return next.handle().pipe(finalize(() => handlerSettled(state)));
   }
 }

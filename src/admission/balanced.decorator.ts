@@ -1,6 +1,9 @@
-import { SetMetadata } from '@nestjs/common';
+import { SetMetadata, UseGuards } from '@nestjs/common';
+import { PATH_METADATA } from '@nestjs/common/constants';
 import { BALANCED_METADATA } from '../config/balancer.constants';
 import type { EndpointOptions, EndpointProbeOptions } from '../config/balancer-options';
+import { AdmissionGuard } from './admission.guard';
+import { wrapForAdmission } from './handler-wrapper';
 
 /** Settings for `@Balanced()`; options' `endpoints[path]` win over these. */
 export interface BalancedOptions extends Pick<
@@ -13,7 +16,47 @@ export interface BalancedOptions extends Pick<
 
 /**
  * Put a route (method) or every route of a controller (class) under admission control.
- * Method-level settings override class-level ones.
+ * Method-level settings override class-level ones; the options are validated at startup.
+ *
+ * Composes, where the class is defined and with public Nest APIs only: the options as metadata,
+ * `UseGuards(AdmissionGuard)` (after global and controller guards, and after method guards
+ * written below it), and a method wrapper that tells the admission when the handler settles.
+ * On a class it wraps the routes the class declares or inherits at that point.
  */
-export const Balanced = (options: BalancedOptions = {}): ClassDecorator & MethodDecorator =>
-  SetMetadata(BALANCED_METADATA, options);
+export function Balanced(options: BalancedOptions = {}): ClassDecorator & MethodDecorator {
+  return ((target: object, key?: string | symbol, descriptor?: PropertyDescriptor) => {
+    if (descriptor && key !== undefined) {
+      SetMetadata(BALANCED_METADATA, options)(target, key, descriptor);
+      const wrapped =
+        typeof key === 'string' ? wrapForAdmission(target, key, descriptor) : undefined;
+      const next = wrapped ?? descriptor;
+      UseGuards(AdmissionGuard)(target, key, next);
+      return next;
+    }
+    const ctor = target as { prototype: object };
+    SetMetadata(BALANCED_METADATA, options)(target as () => void);
+    for (const [name, found] of routeMethods(ctor.prototype)) {
+      const wrapped = wrapForAdmission(ctor.prototype, name, found);
+      if (wrapped) Object.defineProperty(ctor.prototype, name, wrapped);
+    }
+    UseGuards(AdmissionGuard)(target as () => void);
+    return undefined;
+  }) as ClassDecorator & MethodDecorator;
+}
+
+/** Route methods on `proto` and its parents (the nearest definition of each name). */
+function routeMethods(proto: object): [string, PropertyDescriptor][] {
+  const out = new Map<string, PropertyDescriptor>();
+  const seen = new Set<string>();
+  for (let p: object | null = proto; p && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
+    for (const name of Object.getOwnPropertyNames(p)) {
+      if (name === 'constructor' || seen.has(name)) continue;
+      seen.add(name);
+      const d = Object.getOwnPropertyDescriptor(p, name);
+      if (typeof d?.value !== 'function') continue;
+      if (Reflect.getMetadata(PATH_METADATA, d.value as object) === undefined) continue;
+      out.set(name, { ...d, configurable: true, writable: true });
+    }
+  }
+  return [...out];
+}

@@ -30,7 +30,7 @@ async function setup(pools: ResolvedPool[], capacity = 2) {
   const seen: AdmissionEvent[] = [];
   events.subscribe((e) => seen.push(e));
   for (const p of pools) {
-    registry.register(function handler() {}, p);
+    registry.addPool(p);
     await store.setCapacity(p.key, capacity, 'manual');
   }
   const service = new BalancerService(registry, store, gate, events);

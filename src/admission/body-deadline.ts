@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AdmissionState } from './admission-handler';
+import type { AdmissionState } from './admission-state';
 
 const BODY_TIMEOUT_BODY = (seconds: number): string =>
   JSON.stringify({

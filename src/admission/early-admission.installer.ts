@@ -89,8 +89,8 @@ export class EarlyAdmissionInstaller {
     }
     app.addHook('preParsing', async (request, reply, payload) => {
       const url = request.routeOptions?.url;
-      const pool = url === undefined ? undefined : this.registry.forRoute(request.method, url);
-      if (pool) await this.early.admit(pool, request.raw, reply.raw);
+      const route = url === undefined ? undefined : this.registry.forRoute(request.method, url);
+      if (route) await this.early.admit(route.pool, request.raw, reply.raw);
       return payload;
     });
     return 'before-body';

@@ -4,7 +4,7 @@ import { BALANCER_OPTIONS, PROBE_HEADER } from '../config/balancer.constants';
 import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import type { Lease } from '../storage/capacity-store.interface';
 import { AdmissionControl } from './admission-control';
-import { ADMISSION_STATE, releaseAdmission, type AdmissionState } from './admission-handler';
+import { admissionOf, attachAdmission } from './admission-state';
 import { BalancerRejection } from './admission.exceptions';
 import { hasBody } from './body-budget';
 import { armBodyDeadline } from './body-deadline';
@@ -18,8 +18,6 @@ import { ProbeTokens } from './probe-tokens';
  * queue within about two periods. HTTP/1.1 clients must accept unexpected 1xx responses.
  */
 const LIVENESS_MS = 1000;
-
-type EarlyRequest = IncomingMessage & { [ADMISSION_STATE]?: AdmissionState };
 
 /**
  * Admission before the body is read (Fastify's `preParsing` hook; on Express a route-level
@@ -40,8 +38,8 @@ export class EarlyAdmission {
    * probe's own requests); rejects with the 503/504/client-closed exception otherwise. A
    * rejection of a request whose body was not read carries `Connection: close`.
    */
-  async admit(pool: ResolvedPool, req: EarlyRequest, res: ServerResponse): Promise<void> {
-    if (req[ADMISSION_STATE]) return;
+  async admit(pool: ResolvedPool, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (admissionOf(req)) return;
     const probe = req.headers[PROBE_HEADER];
     if (probe !== undefined && this.tokens.accepts(pool.key, probe)) return;
     let lease: Lease;
@@ -55,7 +53,7 @@ export class EarlyAdmission {
       }
       throw error;
     }
-    const state = hold(req, res, lease);
+    const state = attachAdmission(lease, req, res);
     if (hasBody(req.headers)) armBodyDeadline(req, res, state, this.options.bodyTimeout);
   }
 
@@ -75,32 +73,4 @@ export class EarlyAdmission {
       clearInterval(tick);
     }
   }
-}
-
-/**
- * Record `lease` as the admission of `req`: released when the handler has settled (or never
- * ran) and the response is done ('finish' or 'close').
- */
-function hold(req: EarlyRequest, res: ServerResponse, lease: Lease): AdmissionState {
-  const state: AdmissionState = {
-    lease,
-    running: 0,
-    entered: false,
-    handlerDone: false,
-    responseDone: false,
-    released: false,
-  };
-  req[ADMISSION_STATE] = state;
-  const onResponseDone = (): void => {
-    res.off('finish', onResponseDone);
-    res.off('close', onResponseDone);
-    state.responseDone = true;
-    if (!state.entered || state.handlerDone) releaseAdmission(state);
-  };
-  if (res.destroyed || res.writableFinished) onResponseDone();
-  else {
-    res.once('finish', onResponseDone);
-    res.once('close', onResponseDone);
-  }
-  return state;
 }

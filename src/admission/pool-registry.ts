@@ -1,20 +1,5 @@
 import { Injectable } from '@nestjs/common';
-
-/** Marks a handler wrapper (guard admission) and points at the function it wraps. */
-export const WRAPPED_ORIGINAL = Symbol.for('nestjs-balancer.wrapped-original');
-
-/** The function a wrapper stands for (or `fn` itself). */
-export function unwrapHandler<T>(fn: T): T {
-  return ((fn as { [WRAPPED_ORIGINAL]?: T } | null)?.[WRAPPED_ORIGINAL] ?? fn) as T;
-}
-
-/** Where a watched handler lives: the prototype Nest reads `prototype[name]` from. */
-export interface HandlerSite {
-  proto: Record<string | symbol, unknown>;
-  name: string;
-  /** The controller instance discovery found the method on (for the class Nest reads). */
-  instance: object;
-}
+import { normalizePath } from '../config/resolve-options';
 
 export interface PoolRoute {
   method: string;
@@ -57,69 +42,76 @@ export interface ResolvedPool {
   probeStatus: PoolProbeStatus;
 }
 
+/** One watched route: where it is served and which pool admits it. */
+export interface WatchedRoute extends PoolRoute {
+  /** The controller class Nest instantiated (`context.getClass()`). */
+  controller: object;
+  /** Name of the handler method (`context.getHandler().name`, kept by wrappers). */
+  name: string;
+  pool: ResolvedPool;
+  /** `true` when the route carries `@Balanced()` (guard + method wrapper); `false` when it is
+   * watched only through `endpoints` (the global interceptor admits it). */
+  decorated: boolean;
+}
+
 /**
- * Watched routes, filled once at bootstrap by route discovery. The interceptor's only cost on
- * an unwatched route is one `Map` lookup by handler function.
+ * Watched routes, filled once at bootstrap by route discovery. A request's route is found from
+ * data that survives handler wrappers (tracing and APM instrumentation replace the function
+ * Nest calls): the controller class and method name, and, when one method serves several paths,
+ * the path the HTTP adapter matched. Never by function identity.
  */
 @Injectable()
 export class PoolRegistry {
-  private readonly byHandler = new Map<object, ResolvedPool>();
+  private readonly byClass = new Map<object, Map<string, WatchedRoute[]>>();
+  private readonly byRoute = new Map<string, WatchedRoute>();
   private readonly pools = new Map<string, ResolvedPool>();
-  private readonly siteList: HandlerSite[] = [];
-  /** `METHOD path` -> pool, built on first use (after discovery). */
-  private byRoute?: Map<string, ResolvedPool>;
+  private readonly list: WatchedRoute[] = [];
 
-  /** `handler` is the original function (a wrapper is unwrapped first). */
-  register(handler: object, pool: ResolvedPool, site?: HandlerSite): void {
-    const original = unwrapHandler(handler);
-    this.byHandler.set(original, pool);
+  register(route: WatchedRoute): void {
+    this.pools.set(route.pool.key, route.pool);
+    this.list.push(route);
+    let methods = this.byClass.get(route.controller);
+    if (!methods) this.byClass.set(route.controller, (methods = new Map()));
+    const same = methods.get(route.name);
+    if (same) same.push(route);
+    else methods.set(route.name, [route]);
+    this.byRoute.set(`${route.method} ${route.path}`, route);
+  }
+
+  /** A pool without routes yet (tests, `BalancerService.run` pools). */
+  addPool(pool: ResolvedPool): void {
     this.pools.set(pool.key, pool);
-    this.byRoute = undefined;
-    if (site && !this.siteList.some((s) => s.proto === site.proto && s.name === site.name)) {
-      this.siteList.push(site);
-    }
   }
 
   /**
-   * Let `wrapper` (the function Nest calls and hands to guards as `getHandler()`) find its
-   * original's pool in one lookup on every request.
+   * The watched route a request is on. `routePath` is asked only when the method serves several
+   * watched paths or the handler lost its name: the path pattern as the adapter matched it.
    */
-  alias(wrapper: object): void {
-    const pool = this.byHandler.get(unwrapHandler(wrapper));
-    if (pool) this.byHandler.set(wrapper, pool);
-  }
-
-  /** Prototype + method name of every watched handler, once each. */
-  sites(): HandlerSite[] {
-    return [...this.siteList];
-  }
-
-  /** Accepts the original function or its admission wrapper. */
-  forHandler(handler: unknown): ResolvedPool | undefined {
-    return (
-      this.byHandler.get(handler as object) ??
-      this.byHandler.get((handler as { [WRAPPED_ORIGINAL]?: object })?.[WRAPPED_ORIGINAL] as object)
-    );
+  forRequest(
+    controller: object,
+    handlerName: string,
+    routePath: () => string | undefined,
+    method: string,
+  ): WatchedRoute | undefined {
+    const methods = this.byClass.get(controller);
+    if (!methods) return undefined;
+    const candidates = methods.get(handlerName);
+    if (candidates?.length === 1) return candidates[0];
+    const path = routePath();
+    return path === undefined ? undefined : this.forRoute(method, path);
   }
 
   /**
-   * The pool of a route by HTTP method and route path pattern (`/items/:id`, global prefix
-   * included), for code that runs before Nest's routing (early admission). HEAD falls back to
-   * GET; routes declared with `@All()` match every method.
+   * The watched route registered for an HTTP method and a path pattern as Nest registered it
+   * (global prefix, module path and URI version included: `/v1/items/:id`), or `undefined`.
    */
-  forRoute(method: string, path: string): ResolvedPool | undefined {
-    if (!this.byRoute) {
-      this.byRoute = new Map();
-      for (const pool of this.pools.values()) {
-        for (const r of pool.routes) this.byRoute.set(`${r.method} ${r.path}`, pool);
-      }
-    }
-    const m = method.toUpperCase();
-    return (
-      this.byRoute.get(`${m} ${path}`) ??
-      (m === 'HEAD' ? this.byRoute.get(`GET ${path}`) : undefined) ??
-      this.byRoute.get(`ALL ${path}`)
-    );
+  forRoute(method: string, path: string): WatchedRoute | undefined {
+    const p = normalizePath(path);
+    return this.byRoute.get(`${method.toUpperCase()} ${p}`) ?? this.byRoute.get(`ALL ${p}`);
+  }
+
+  routes(): WatchedRoute[] {
+    return [...this.list];
   }
 
   get(key: string): ResolvedPool | undefined {

@@ -2,7 +2,7 @@ import { Controller, Get, Header, Inject, NotFoundException, UseGuards } from '@
 import { BALANCER_OPTIONS } from '../config/balancer.constants';
 import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import { BalancerAuthGuard } from '../dashboard/basic-auth.guard';
-import { BalancerStatsService, type BalancerStats } from './balancer-stats.service';
+import { BalancerStatsService, type BalancerStats } from '../admission/balancer-stats.service';
 
 /**
  * `GET /<routePrefix>/stats`: capacity, in-flight, queue and counters per pool. Registered under

@@ -1,10 +1,16 @@
-import { Inject, MiddlewareConsumer, Module, NestModule, type DynamicModule } from '@nestjs/common';
-import { GUARDS_METADATA, INTERCEPTORS_METADATA } from '@nestjs/common/constants';
-import { DiscoveryModule } from '@nestjs/core';
+import {
+  Inject,
+  MiddlewareConsumer,
+  Module,
+  NestModule,
+  OnApplicationBootstrap,
+  type DynamicModule,
+} from '@nestjs/common';
+import { ApplicationConfig, DiscoveryModule } from '@nestjs/core';
+import { AdmissionCoverage } from '../admission/admission-coverage';
 import { AdmissionControl } from '../admission/admission-control';
 import { AdmissionEvents } from '../admission/admission-events';
 import { AdmissionGate } from '../admission/admission-gate';
-import { wrapHandler } from '../admission/admission-handler';
 import { AdmissionGuard } from '../admission/admission.guard';
 import { AdmissionInterceptor } from '../admission/admission.interceptor';
 import { BalancerService } from '../admission/balancer.service';
@@ -42,7 +48,7 @@ import {
   syncRoutes,
   type BalancerRoutes,
 } from './balancer-routes';
-import { BalancerStatsService } from './balancer-stats.service';
+import { BalancerStatsService } from '../admission/balancer-stats.service';
 import { resolveBalancerOptions, type ResolvedBalancerOptions } from '../config/resolve-options';
 import { RouteDiscovery } from './route-discovery';
 
@@ -54,8 +60,10 @@ import { RouteDiscovery } from './route-discovery';
  * BalancerModule.forRoot('balancer.yml')
  * BalancerModule.forRootAsync({ inject: [ConfigService], useFactory: (c) => c.get('balancer') })
  * ```
- * Global by default. Puts `AdmissionGuard` (or, with `admission: 'interceptor'`,
- * `AdmissionInterceptor`) on the watched routes itself (apps add nothing).
+ * Global by default. `@Balanced()` routes carry `AdmissionGuard` and a method wrapper from the
+ * decorator; routes watched only through `endpoints` (and, with `admission: 'interceptor'`, all
+ * watched routes) are admitted by `AdmissionInterceptor`, registered as a global interceptor
+ * only when such routes exist. Apps add nothing.
  */
 @Module({
   imports: [DiscoveryModule, ...HEALTH_IMPORTS, ...DASHBOARD_IMPORTS],
@@ -86,6 +94,7 @@ import { RouteDiscovery } from './route-discovery';
     QueuedBodyBytes,
     EarlyAdmission,
     EarlyAdmissionInstaller,
+    AdmissionCoverage,
     ...PROBE_PROVIDERS,
     ...HEALTH_PROVIDERS,
     ...DASHBOARD_PROVIDERS,
@@ -98,23 +107,29 @@ import { RouteDiscovery } from './route-discovery';
     AdmissionInterceptor,
     AdmissionGuard,
     BalancerService,
+    AdmissionCoverage,
     BalancerStatsService,
     PoolRegistry,
     ...HEALTH_EXPORTS,
     ...DASHBOARD_EXPORTS,
   ],
 })
-export class BalancerModule extends BalancerConfigurableModule implements NestModule {
+export class BalancerModule
+  extends BalancerConfigurableModule
+  implements NestModule, OnApplicationBootstrap
+{
   constructor(
     @Inject(BALANCER_OPTIONS) private readonly options: ResolvedBalancerOptions,
     private readonly discovery: RouteDiscovery,
-    private readonly registry: PoolRegistry,
+    private readonly coverage: AdmissionCoverage,
     private readonly interceptor: AdmissionInterceptor,
-    private readonly guard: AdmissionGuard,
     private readonly early: EarlyAdmissionInstaller,
+    private readonly appConfig: ApplicationConfig,
   ) {
     super();
   }
+
+  private configured = false;
 
   /** Options object, or the path of a `balancer.yml` (the fastapi-balancer format). */
   static override forRoot(
@@ -151,39 +166,23 @@ export class BalancerModule extends BalancerConfigurableModule implements NestMo
   }
 
   /**
-   * Runs before Nest registers the routes: discover the watched ones and put admission on
-   * exactly those handlers. Unwatched routes then carry nothing at all.
-   *
-   * `admission: 'guard'` (default): wrap the handler on its prototype (so we know when it runs)
-   * and append `AdmissionGuard` to the wrapper's guards, after the app's own. Nest's guard step
-   * costs a route far less than its interceptor pipeline. `'interceptor'`: `AdmissionInterceptor`
-   * first among the handler's interceptors.
+   * Runs before Nest registers the routes (and reads its global interceptors): discover the
+   * watched routes, and register `AdmissionInterceptor` globally (the public
+   * `useGlobalInterceptors` mechanism) only when some watched route needs it.
    */
   configure(consumer: MiddlewareConsumer): void {
     this.discovery.discover();
-    for (const site of this.registry.sites()) {
-      // Nest reads this metadata once, when it registers the route. Another app in the same
-      // process (tests) may have left its own instance on a shared controller class: replace it.
-      const fn =
-        this.options.admission === 'guard' ? wrapHandler(site) : (site.proto[site.name] as object);
-      const interceptors = (
-        (Reflect.getMetadata(INTERCEPTORS_METADATA, fn) as unknown[]) ?? []
-      ).filter((i) => !(i instanceof AdmissionInterceptor));
-      const guards = ((Reflect.getMetadata(GUARDS_METADATA, fn) as unknown[]) ?? []).filter(
-        (g) => !(g instanceof AdmissionGuard),
-      );
-      if (this.options.admission === 'guard') {
-        this.registry.alias(fn);
-        Reflect.defineMetadata(INTERCEPTORS_METADATA, interceptors, fn);
-        Reflect.defineMetadata(GUARDS_METADATA, [...guards, this.guard], fn);
-      } else {
-        Reflect.defineMetadata(INTERCEPTORS_METADATA, [this.interceptor, ...interceptors], fn);
-        Reflect.defineMetadata(GUARDS_METADATA, guards, fn);
-      }
-    }
+    this.configured = true;
+    if (this.coverage.needsInterceptor()) this.appConfig.addGlobalInterceptor(this.interceptor);
     // Admission before the body is read, where the server allows it (before Nest middleware).
     this.early.install();
     configureDashboard(consumer, this.options);
+  }
+
+  /** After the routes are registered: every watched route must carry admission (fail loud). */
+  onApplicationBootstrap(): void {
+    // No HTTP routes in an application context (configure() never ran): nothing to check.
+    if (this.configured) this.coverage.check();
   }
 }
 

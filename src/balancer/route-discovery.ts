@@ -19,21 +19,18 @@ import {
   ModulesContainer,
   Reflector,
 } from '@nestjs/core';
-import {
-  PoolRegistry,
-  unwrapHandler,
-  type HandlerSite,
-  type PoolRoute,
-  type ResolvedPool,
-} from '../admission/pool-registry';
+import { PoolRegistry, type PoolRoute, type ResolvedPool } from '../admission/pool-registry';
+import { validateBalancedOptions } from '../admission/balanced-options.validation';
+import { BalancerConfigError } from '../config/balancer-config.error';
 import { BALANCED_METADATA, BALANCER_OPTIONS } from '../config/balancer.constants';
 import type { BalancedOptions } from '../admission/balanced.decorator';
 import type { EndpointOptions } from '../config/balancer-options';
 import { normalizePath, type ResolvedBalancerOptions } from '../config/resolve-options';
 
 interface DiscoveredRoute extends PoolRoute {
-  handler: object;
-  site: HandlerSite;
+  /** The controller class (what `context.getClass()` returns for this route). */
+  controller: object;
+  name: string;
   balanced?: BalancedOptions;
 }
 
@@ -64,12 +61,15 @@ export class RouteDiscovery {
 
   /**
    * Fill the registry (once). Called from `BalancerModule.configure()`, before Nest registers
-   * the routes, so the interceptor can be attached to exactly the watched handlers.
+   * the routes, so the module knows whether the global interceptor is needed. Throws a
+   * `BalancerConfigError` naming every route whose `@Balanced()` options are not valid.
    */
   discover(): ResolvedPool[] {
     if (this.done) return this.registry.all();
     this.done = true;
-    const routes = this.routes();
+    const problems: string[] = [];
+    const routes = this.routes(problems);
+    if (problems.length > 0) throw new BalancerConfigError('@Balanced()', problems);
     const balancerPaths = new Set([`/${this.options.routePrefix}`]);
     const isOwn = (path: string): boolean =>
       [...balancerPaths].some((p) => path === p || path.startsWith(`${p}/`)) ||
@@ -148,10 +148,17 @@ export class RouteDiscovery {
       pool.manualCapacity ??= cap;
     }
     pool.routes.push({ method: route.method, path: route.path });
-    this.registry.register(route.handler, pool, route.site);
+    this.registry.register({
+      controller: route.controller,
+      name: route.name,
+      method: route.method,
+      path: route.path,
+      pool,
+      decorated: route.balanced !== undefined,
+    });
   }
 
-  private routes(): DiscoveredRoute[] {
+  private routes(problems: string[]): DiscoveredRoute[] {
     const out: DiscoveredRoute[] = [];
     const prefix = this.config.getGlobalPrefix();
     const versioning = this.config.getVersioning();
@@ -170,11 +177,13 @@ export class RouteDiscovery {
         BALANCED_METADATA,
         metatype as Type,
       );
+      const className = (metatype as { name?: string }).name ?? 'controller';
+      if (classBalanced !== undefined) {
+        problems.push(...validateBalancedOptions(classBalanced, `@Balanced() on ${className}`));
+      }
       const proto = Object.getPrototypeOf(instance);
       for (const name of this.scanner.getAllMethodNames(proto)) {
-        // Another app in this process may have wrapped the method already (guard admission).
-        const handler = unwrapHandler(proto[name]);
-        const site: HandlerSite = { proto, name, instance };
+        const handler = proto[name] as Type;
         const methodPaths = Reflect.getMetadata(PATH_METADATA, handler) as
           string | string[] | undefined;
         if (methodPaths === undefined) continue;
@@ -184,7 +193,11 @@ export class RouteDiscovery {
           BALANCED_METADATA,
           handler,
         );
-        const balanced =
+        if (methodBalanced !== undefined && methodBalanced !== classBalanced) {
+          const where = `@Balanced() on ${className}.${name} (${method} ${asArray(methodPaths).join(', ') || '/'})`;
+          problems.push(...validateBalancedOptions(methodBalanced, where));
+        }
+        const balanced: BalancedOptions | undefined =
           classBalanced || methodBalanced
             ? {
                 ...(classBalanced ?? {}),
@@ -205,14 +218,31 @@ export class RouteDiscovery {
         for (const cp of controllerPaths.length ? controllerPaths : ['']) {
           for (const mp of asArray(methodPaths)) {
             for (const version of versions.length ? versions : ['']) {
-              const path = normalizePath([prefix, modulePath ?? '', version, cp, mp].join('/'));
-              out.push({ method, path, handler, balanced, site });
+              const rest = normalizePath([modulePath ?? '', version, cp, mp].join('/'));
+              const unversioned = normalizePath([modulePath ?? '', cp, mp].join('/'));
+              const excluded = this.excludedFromPrefix(unversioned, methodEnum);
+              const path = normalizePath(`${excluded ? '' : prefix}/${rest}`);
+              out.push({ method, path, controller: metatype, name, balanced });
             }
           }
         }
       }
     }
     return out;
+  }
+
+  /** `setGlobalPrefix(p, { exclude })`: Nest serves these routes without the prefix. */
+  private excludedFromPrefix(path: string, method: RequestMethod): boolean {
+    const exclude = (this.config.getGlobalPrefixOptions().exclude ?? []) as {
+      path: string;
+      requestMethod: RequestMethod;
+      pathRegex?: RegExp;
+    }[];
+    return exclude.some(
+      (r) =>
+        (r.requestMethod === RequestMethod.ALL || r.requestMethod === method) &&
+        (r.pathRegex ? r.pathRegex.test(path) : normalizePath(r.path) === path),
+    );
   }
 
   private log(level: 'log' | 'warn', message: string): void {

@@ -124,9 +124,14 @@ const TYPE_CONSTRAINTS = new Set([
   'isIn',
 ]);
 
-type Locate = (camelPath: string[]) => string;
+export type Locate = (camelPath: string[]) => string;
 
-function collect(errors: ValidationError[], prefix: string[], locate: Locate, out: string[]): void {
+export function collect(
+  errors: ValidationError[],
+  prefix: string[],
+  locate: Locate,
+  out: string[],
+): void {
   for (const err of errors) {
     const path = [...prefix, err.property];
     if (err.constraints) {
@@ -148,7 +153,7 @@ function collect(errors: ValidationError[], prefix: string[], locate: Locate, ou
   }
 }
 
-const VALIDATE = {
+export const VALIDATE = {
   whitelist: true,
   forbidNonWhitelisted: true,
   forbidUnknownValues: true,

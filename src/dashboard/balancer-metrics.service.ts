@@ -3,7 +3,7 @@ import type { Counter, Gauge, Histogram } from 'prom-client';
 import { AdmissionEvents, type AdmissionEvent } from '../admission/admission-events';
 import type { MetricsRegistry } from '../config/balancer-options';
 import { BALANCER_OPTIONS } from '../config/balancer.constants';
-import { BalancerStatsService, type BalancerStats } from '../balancer/balancer-stats.service';
+import { BalancerStatsService, type BalancerStats } from '../admission/balancer-stats.service';
 import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import { loadPromClient, type PromClient } from './prom-client.loader';
 

@@ -2,7 +2,7 @@ import type {
   BalancerStats,
   BalancerStatsService,
   EndpointStats,
-} from '../balancer/balancer-stats.service';
+} from '../admission/balancer-stats.service';
 import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import { StatsHistory } from './stats-history.service';
 

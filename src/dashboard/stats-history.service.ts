@@ -6,7 +6,7 @@ import {
   OnApplicationShutdown,
 } from '@nestjs/common';
 import { BALANCER_OPTIONS } from '../config/balancer.constants';
-import { BalancerStatsService } from '../balancer/balancer-stats.service';
+import { BalancerStatsService } from '../admission/balancer-stats.service';
 import type { ResolvedBalancerOptions } from '../config/resolve-options';
 
 /** Columns of one pool's history (uPlot's data layout: one array per series, aligned). */

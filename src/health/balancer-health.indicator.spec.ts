@@ -1,6 +1,7 @@
 import { HealthIndicatorService } from '@nestjs/terminus';
 import { AdmissionGate } from '../admission/admission-gate';
 import { MemoryCapacityStore } from '../storage/memory-capacity.store';
+import type { AdmissionCoverage } from '../admission/admission-coverage';
 import { PoolRegistry, type ResolvedPool } from '../admission/pool-registry';
 import { BalancerHealthIndicator } from './balancer-health.indicator';
 
@@ -25,10 +26,17 @@ describe('BalancerHealthIndicator', () => {
     store = new MemoryCapacityStore();
     gate = new AdmissionGate();
     const registry = new PoolRegistry();
-    registry.register(() => 'a', pool('/a'));
-    registry.register(() => 'b', pool('/b'));
+    registry.addPool(pool('/a'));
+    registry.addPool(pool('/b'));
     await store.setCapacity('/a', 4, 'manual');
-    indicator = new BalancerHealthIndicator(new HealthIndicatorService(), store, registry, gate);
+    const coverage = { report: () => ({ unprotected: [], unadmitted: {} }) };
+    indicator = new BalancerHealthIndicator(
+      new HealthIndicatorService(),
+      store,
+      registry,
+      gate,
+      coverage as unknown as AdmissionCoverage,
+    );
   });
 
   it('is not ready while a pool has no capacity, and names that pool', async () => {

@@ -3,10 +3,15 @@ import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/term
 import { AdmissionGate } from '../admission/admission-gate';
 import { CapacityStore, type PoolSnapshot } from '../storage/capacity-store.interface';
 import { PoolRegistry } from '../admission/pool-registry';
+import { AdmissionCoverage } from '../admission/admission-coverage';
 
-/** The most important reason first: `shutting_down` > `unhealthy` > `store_unreachable` > `probing`. */
+/**
+ * The most important reason first: `shutting_down` > `unhealthy` > `unprotected` >
+ * `store_unreachable` > `probing`. `unprotected`: a watched route does not carry admission, or
+ * requests reached a watched handler without it (never silent).
+ */
 export type BalancerReadinessState =
-  'ready' | 'probing' | 'store_unreachable' | 'unhealthy' | 'shutting_down';
+  'ready' | 'probing' | 'store_unreachable' | 'unprotected' | 'unhealthy' | 'shutting_down';
 
 export interface BalancerPoolReadiness {
   /** `null` while the pool has no capacity yet (its probe has not published one). */
@@ -27,6 +32,10 @@ export interface BalancerReadiness {
   /** Pools that have no capacity yet. */
   probing: string[];
   pools: Record<string, BalancerPoolReadiness>;
+  /** Watched routes found without admission at bootstrap (`GET /predict (Api.predict): why`). */
+  unprotected: string[];
+  /** Requests that reached a watched handler without admission, per route. */
+  unadmitted: Record<string, number>;
 }
 
 /** How long readiness waits for one pool's numbers from the store. */
@@ -49,6 +58,7 @@ export class BalancerHealthIndicator {
     @Inject(CapacityStore) private readonly store: CapacityStore,
     private readonly registry: PoolRegistry,
     private readonly gate: AdmissionGate,
+    private readonly coverage: AdmissionCoverage,
   ) {}
 
   /** The Terminus result under `key` (default `balancer`). */
@@ -85,6 +95,8 @@ export class BalancerHealthIndicator {
     probing.sort();
     const reasons: BalancerReadiness['reasons'] = [];
     if (gate !== 'open') reasons.push(gate);
+    const { unprotected, unadmitted } = this.coverage.report();
+    if (unprotected.length > 0 || Object.keys(unadmitted).length > 0) reasons.push('unprotected');
     if (!reachable) reasons.push('store_unreachable');
     if (probing.length > 0) reasons.push('probing');
     return {
@@ -95,6 +107,8 @@ export class BalancerHealthIndicator {
       store: reachable ? 'reachable' : 'unreachable',
       probing,
       pools,
+      unprotected,
+      unadmitted,
     };
   }
 

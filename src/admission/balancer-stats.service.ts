@@ -1,9 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { hostname } from 'node:os';
-import { AdmissionGate } from '../admission/admission-gate';
-import { QueuedBodyBytes } from '../admission/body-budget';
+import { AdmissionGate } from './admission-gate';
+import { QueuedBodyBytes } from './body-budget';
 import { CapacityStore, type StoredProbeResult } from '../storage/capacity-store.interface';
-import { PoolRegistry, type ResolvedPool } from '../admission/pool-registry';
+import { PoolRegistry, type ResolvedPool } from './pool-registry';
 import { BALANCER_OPTIONS } from '../config/balancer.constants';
 import type { ResolvedBalancerOptions } from '../config/resolve-options';
 

@@ -1,0 +1,53 @@
+import { plainToInstance, Type } from 'class-transformer';
+import {
+  IsInt,
+  IsNumber,
+  IsOptional,
+  IsString,
+  Min,
+  ValidateNested,
+  validateSync,
+} from 'class-validator';
+import { EndpointProbeOptions } from '../config/balancer-options';
+import { collect, VALIDATE } from '../config/resolve-options';
+
+/** What `@Balanced()` accepts, with the same rules as `endpoints[path]` in the module options. */
+class BalancedOptionsSchema {
+  @IsOptional()
+  @IsInt({ message: '$property must be a positive integer' })
+  @Min(1, { message: '$property must be a positive integer' })
+  capacity?: number;
+
+  @IsOptional()
+  @IsNumber({}, { message: '$property must be a number of seconds' })
+  @Min(0)
+  queueTimeout?: number;
+
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  maxQueue?: number;
+
+  @IsOptional()
+  @IsString()
+  pool?: string;
+
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => EndpointProbeOptions)
+  probe?: EndpointProbeOptions;
+}
+
+/**
+ * Problems with the options of one `@Balanced()`, each naming `where` (the route) and the key,
+ * e.g. `@Balanced() on Api.predict (POST /predict): capacty: unknown option`.
+ */
+export function validateBalancedOptions(options: unknown, where: string): string[] {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    return [`${where}: options must be an object`];
+  }
+  const problems: string[] = [];
+  const schema = plainToInstance(BalancedOptionsSchema, options);
+  collect(validateSync(schema, VALIDATE), [], (path) => `${where}: ${path.join('.')}`, problems);
+  return problems;
+}

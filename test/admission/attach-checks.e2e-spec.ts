@@ -1,0 +1,138 @@
+import { Controller, Get, Module, type Type } from '@nestjs/common';
+import { GUARDS_METADATA } from '@nestjs/common/constants';
+import { Balanced, BalancerConfigError, BalancerModule, type BalancedOptions } from '../../src';
+import { CapturingLogger, PLATFORMS, startApp, type RunningApp } from '../harness/platforms';
+
+function moduleWith(controller: Type): Type {
+  @Module({
+    imports: [BalancerModule.forRoot({ healthEndpoint: false, logger: true })],
+    controllers: [controller],
+  })
+  class M {}
+  return M;
+}
+
+async function startupError(platform: 'express' | 'fastify', controller: Type): Promise<Error> {
+  let app: RunningApp | undefined;
+  try {
+    app = await startApp(platform, moduleWith(controller));
+  } catch (error) {
+    return error as Error;
+  } finally {
+    await app?.close();
+  }
+  throw new Error('startup succeeded');
+}
+
+describe.each(PLATFORMS)('@Balanced() options are validated on %s', (platform) => {
+  it('stops startup on an unknown key, naming the route and the key', async () => {
+    @Controller('typo')
+    class TypoController {
+      @Get('x')
+      @Balanced({ capacty: 2 } as BalancedOptions)
+      x(): string {
+        return 'x';
+      }
+    }
+    const error = await startupError(platform, TypoController);
+    expect(error).toBeInstanceOf(BalancerConfigError);
+    expect(error.message).toContain(
+      '@Balanced() on TypoController.x (GET x): capacty: unknown option',
+    );
+  });
+
+  it('stops startup on a bad value, naming every offending key', async () => {
+    @Controller()
+    class BadController {
+      @Get('y')
+      @Balanced({ capacity: 2.5, probe: { path: 'no-slash' } })
+      y(): string {
+        return 'y';
+      }
+    }
+    const error = await startupError(platform, BadController);
+    expect(error).toBeInstanceOf(BalancerConfigError);
+    expect(error.message).toContain(
+      '@Balanced() on BadController.y (GET y): capacity must be a positive integer',
+    );
+    expect(error.message).toContain(
+      '@Balanced() on BadController.y (GET y): probe.path must start with /',
+    );
+  });
+
+  it('validates a class-level @Balanced() too', async () => {
+    @Controller('cls')
+    @Balanced({ maxQueue: -1 })
+    class ClassLevelController {
+      @Get()
+      z(): string {
+        return 'z';
+      }
+    }
+    const error = await startupError(platform, ClassLevelController);
+    expect(error.message).toContain('@Balanced() on ClassLevelController: maxQueue');
+  });
+});
+
+describe.each(PLATFORMS)('fail loud, never open, on %s', (platform) => {
+  let app: RunningApp;
+  const logger = new CapturingLogger();
+
+  @Controller()
+  class StrippedController {
+    @Get('stripped')
+    @Balanced({ capacity: 1 })
+    stripped(): string {
+      return 'ran';
+    }
+
+    @Get('fine')
+    @Balanced({ capacity: 1 })
+    fine(): string {
+      return 'fine';
+    }
+  }
+  // What a library that rewrites route metadata could do: the admission guard is gone.
+  Reflect.defineMetadata(GUARDS_METADATA, [], StrippedController.prototype.stripped);
+
+  beforeAll(async () => {
+    app = await startApp(platform, moduleWith(StrippedController), { logger });
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  it('logs an error naming the watched route that does not carry admission', () => {
+    const errors = logger.messages('error').filter((m) => m.includes('admission'));
+    expect(errors).toEqual([
+      expect.stringContaining(
+        'watched route without admission, requests are NOT capped: GET /stripped (StrippedController.stripped): AdmissionGuard is not on the route',
+      ),
+    ]);
+  });
+
+  it('reports the route and every request that reached it without admission in /balancer/health', async () => {
+    expect(await (await fetch(`${app.url}/fine`)).text()).toBe('fine');
+    expect(await (await fetch(`${app.url}/stripped`)).text()).toBe('ran');
+    expect(await (await fetch(`${app.url}/stripped`)).text()).toBe('ran');
+    const res = await fetch(`${app.url}/balancer/health`);
+    expect(res.status).toBe(503);
+    const body = (await res.json()) as {
+      details: {
+        balancer: { reasons: string[]; unprotected: string[]; unadmitted: Record<string, number> };
+      };
+    };
+    expect(body.details.balancer.reasons).toContain('unprotected');
+    expect(body.details.balancer.unprotected).toEqual([
+      'GET /stripped (StrippedController.stripped): AdmissionGuard is not on the route',
+    ]);
+    expect(body.details.balancer.unadmitted).toEqual({
+      'GET /stripped (StrippedController.stripped)': 2,
+    });
+    expect(logger.messages('error')).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining('StrippedController.stripped ran without admission'),
+      ]),
+    );
+  });
+});
