@@ -285,6 +285,13 @@ const STOP_REASON: Record<string, string> = {
 function probeReasonText(r: ProbeReport, chosen: number | null): string {
   const parts: string[] = [];
   if (chosen !== null) parts.push(`Capacity ${chosen}`);
+  const share = r.choice?.throughputShare;
+  if (share !== null && share !== undefined && r.choice?.peakThroughputRps != null) {
+    parts.push(
+      `${fmtNum(share * 100)}% of the peak throughput (${fmtNum(r.choice.peakThroughputRps)}/s` +
+        `${r.choice.peakConcurrency != null ? ` at ${fmtInt(r.choice.peakConcurrency)}` : ''})`,
+    );
+  }
   if (r.stopReason) parts.push(`stopped: ${STOP_REASON[r.stopReason] ?? r.stopReason}`);
   if (r.latencyThresholdMs !== null || r.errorThreshold !== null) {
     const budget = [

@@ -29,6 +29,8 @@ export interface EndpointStats {
     measured_at: string | null;
     duration_ms: number | null;
     max_concurrency: number | null;
+    /** The chosen level's throughput / the probe's peak throughput (see `probe.throughputShare`). */
+    throughput_share: number | null;
     report: unknown;
   };
 }
@@ -101,8 +103,16 @@ export class BalancerStatsService {
         measured_at: probe?.measuredAt ?? null,
         duration_ms: probe?.durationMs ?? null,
         max_concurrency: probe?.maxConcurrency ?? null,
+        throughput_share: shareOf(probe?.report),
         report: probe?.report ?? null,
       },
     };
   }
+}
+
+/** `report.choice.throughputShare` of a stored probe report (free-form JSON), or null. */
+function shareOf(report: unknown): number | null {
+  const choice = (report as { choice?: { throughputShare?: unknown } } | null)?.choice;
+  const share = choice?.throughputShare;
+  return typeof share === 'number' && Number.isFinite(share) ? share : null;
 }

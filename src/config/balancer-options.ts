@@ -158,6 +158,28 @@ export class ProbeTuningOptions {
   @Max(1)
   kneeMinGain?: number;
 
+  /**
+   * The capacity is the smallest measured concurrency whose throughput reaches this share of
+   * the peak throughput the probe measured (within the error and latency limits). Lower it to
+   * trade throughput for latency. @default 0.95
+   */
+  @IsOptional()
+  @IsNumber()
+  @Min(0.5)
+  @Max(1)
+  throughputShare?: number;
+
+  /**
+   * Each level's warm-up lasts at least 2, and its measured window at least this many, of the
+   * level's own mean latencies (beyond `warmupMs` / `levelDurationMs`): a slow endpoint's
+   * throughput reading spans many waves of completions. @default 10
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(1000)
+  levelLatencies?: number;
+
   /** Reuse a stored probe result younger than this many seconds; 0 = forever. @default 0 */
   @IsOptional()
   @IsInt()

@@ -37,6 +37,8 @@ export interface ResolvedBalancerOptions {
     requestTimeoutMs: number;
     stopAtKnee: boolean;
     kneeMinGain: number;
+    throughputShare: number;
+    levelLatencies: number;
     resultTtl: number;
   };
   defaultCapacity: number;
@@ -78,6 +80,8 @@ export const DEFAULTS = {
   maxRequests: 20000,
   stopAtKnee: true,
   kneeMinGain: 0.1,
+  throughputShare: 0.95,
+  levelLatencies: 10,
   resultTtl: 0,
   defaultCapacity: 8,
   drainTimeout: 30,
@@ -262,6 +266,8 @@ export function resolveBalancerOptions(
       requestTimeoutMs: p.requestTimeoutMs ?? latencyThresholdMs * 5,
       stopAtKnee: p.stopAtKnee ?? DEFAULTS.stopAtKnee,
       kneeMinGain: p.kneeMinGain ?? DEFAULTS.kneeMinGain,
+      throughputShare: p.throughputShare ?? DEFAULTS.throughputShare,
+      levelLatencies: p.levelLatencies ?? DEFAULTS.levelLatencies,
       resultTtl: p.resultTtl ?? DEFAULTS.resultTtl,
     },
     defaultCapacity: opts.defaultCapacity ?? DEFAULTS.defaultCapacity,
