@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { AdaptiveCapacity, type AdaptiveStatus } from '../adaptive/adaptive-capacity.service';
 import { hostname } from 'node:os';
 import { AdmissionGate } from '../admission/admission-gate';
 import { CapacityStore, type StoredProbeResult } from '../storage/capacity-store.interface';
@@ -23,6 +24,8 @@ export interface EndpointStats {
   max_queue: number;
   /** Processes sharing this pool (Redis: live workers at this process's last heartbeat). */
   workers: number;
+  /** Adaptive capacity (bounds, controller, capacity history); `null` when off for the pool. */
+  adaptive: AdaptiveStatus | null;
   probe: {
     state: string;
     error: string | null;
@@ -52,6 +55,7 @@ export class BalancerStatsService {
     @Inject(CapacityStore) private readonly store: CapacityStore,
     private readonly registry: PoolRegistry,
     private readonly gate: AdmissionGate,
+    private readonly adaptive: AdaptiveCapacity,
   ) {}
 
   /**
@@ -97,6 +101,7 @@ export class BalancerStatsService {
       queue_timeout: pool.queueTimeoutMs / 1000,
       max_queue: pool.maxQueue,
       workers: s.workers,
+      adaptive: this.adaptive.status(pool.key),
       probe: {
         state: pool.probeStatus.state,
         error: pool.probeStatus.error ?? null,

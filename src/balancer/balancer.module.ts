@@ -26,6 +26,7 @@ import {
   HEALTH_PROVIDERS,
 } from '../health/health.parts';
 import { PROBE_PROVIDERS } from '../probe/probe.parts';
+import { ADAPTIVE_PROVIDERS } from '../adaptive/adaptive.parts';
 import type { BalancerModuleOptions } from '../config/balancer-options';
 import { BALANCER_OPTIONS, BALANCER_RAW_OPTIONS } from '../config/balancer.constants';
 import { BalancerLifecycle } from './balancer-lifecycle.service';
@@ -75,6 +76,7 @@ import { RouteDiscovery } from './route-discovery';
     AdmissionInterceptor,
     AdmissionGuard,
     ...PROBE_PROVIDERS,
+    ...ADAPTIVE_PROVIDERS,
     ...HEALTH_PROVIDERS,
     ...DASHBOARD_PROVIDERS,
   ],

@@ -2,7 +2,12 @@ import { plainToInstance } from 'class-transformer';
 import { validateSync, ValidationError } from 'class-validator';
 import type { HealthIndicatorFunction } from '@nestjs/terminus';
 import { BalancerConfigError } from './balancer-config.error';
-import { BalancerOptions, EndpointOptions, type BalancerModuleOptions } from './balancer-options';
+import {
+  AdaptiveOptions,
+  BalancerOptions,
+  EndpointOptions,
+  type BalancerModuleOptions,
+} from './balancer-options';
 import { readBalancerYaml } from './yaml-config.loader';
 
 /** Options after validation, with every default applied. Internal. */
@@ -41,6 +46,8 @@ export interface ResolvedBalancerOptions {
     levelLatencies: number;
     resultTtl: number;
   };
+  /** Global adaptive setting as given (`endpoints[path].adaptive` may override it). */
+  adaptive: boolean | AdaptiveOptions;
   defaultCapacity: number;
   drainTimeout: number;
   ui: {
@@ -205,6 +212,12 @@ export function resolveBalancerOptions(
   ) {
     problems.push(`${locate(['storage'])}: type redis needs url, redis or client`);
   }
+  const boundsOk = (a: unknown, path: string[]): void => {
+    const o = a as AdaptiveOptions | boolean | undefined;
+    if (o && typeof o === 'object' && o.min !== undefined && o.max !== undefined && o.min > o.max)
+      problems.push(`${locate(path)}: min (${o.min}) must not exceed max (${o.max})`);
+  };
+  boundsOk(opts.adaptive, ['adaptive']);
   if (Boolean(opts.ui?.username) !== Boolean(opts.ui?.password)) {
     problems.push(`${locate(['ui'])}: set both username and password, or neither`);
   }
@@ -226,6 +239,7 @@ export function resolveBalancerOptions(
           continue;
         }
         collect(validateSync(entry, VALIDATE), ['endpoints', path], locate, problems);
+        boundsOk(entry.adaptive, ['endpoints', path, 'adaptive']);
         if (entry.method) entry.method = entry.method.toUpperCase() as EndpointOptions['method'];
         resolvedEndpoints[path] = entry;
       }
@@ -270,6 +284,7 @@ export function resolveBalancerOptions(
       levelLatencies: p.levelLatencies ?? DEFAULTS.levelLatencies,
       resultTtl: p.resultTtl ?? DEFAULTS.resultTtl,
     },
+    adaptive: opts.adaptive ?? false,
     defaultCapacity: opts.defaultCapacity ?? DEFAULTS.defaultCapacity,
     drainTimeout: opts.drainTimeout ?? DEFAULTS.drainTimeout,
     ui: {
