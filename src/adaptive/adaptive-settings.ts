@@ -31,7 +31,7 @@ export function adaptiveSettingsFor(
   const on = (a: boolean | AdaptiveOptions | undefined): boolean | undefined =>
     a === undefined ? undefined : typeof a === 'boolean' ? a : (a.enabled ?? true);
   if (!(on(own) ?? on(global) ?? false)) return null;
-  const merged: AdaptiveOptions = { ...globalObj, ...ownObj };
+  const merged: AdaptiveOptions = { ...defined(globalObj), ...defined(ownObj) };
   return {
     min: merged.min,
     max: merged.max,
@@ -49,4 +49,9 @@ export function adaptiveBounds(
   const min = s.min ?? Math.max(1, Math.floor(base / 4));
   const max = Math.max(min, s.max ?? Math.max(2, 2 * base));
   return { min, max };
+}
+
+/** The keys of `o` that hold a value (option instances carry every declared key). */
+function defined(o: AdaptiveOptions): AdaptiveOptions {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
 }
