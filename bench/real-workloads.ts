@@ -100,7 +100,8 @@ async function load(url: string, route: string, clients: number): Promise<LoadRe
   return runClosedLoop({
     target: { urls: [url], path: `/${route}`, method: 'POST', body: {} },
     clients,
-    warmupMs: WARMUP_MS,
+    // Thousands of clients take a while to connect and fill the queue: warm up longer.
+    warmupMs: Math.max(WARMUP_MS, 3 * clients),
     durationMs: WINDOW_MS,
     requestTimeoutMs: 120_000,
     drainTimeoutMs: 30_000,
@@ -223,7 +224,7 @@ export async function runRealWorkloadsBench(): Promise<BenchSection> {
     `Routes: \`resize\` = sharp ${'(libvips)'} 2400 x 1600 JPEG -> 800 px; \`hash\` = crypto.pbkdf2`,
     `sha256 60k iterations; \`gzip\` = zlib level 6 of 1 MB text; \`generate\` = continuous batching`,
     `(12 ms + 0.128 ms x batch per step, 16 tokens, batch <= 256). Default probe settings; load =`,
-    `8 x K closed-loop clients, ${WARMUP_MS / 1000} s warm-up + ${WINDOW_MS / 1000} s window, ${ROUNDS} rounds per side`,
+    `8 x K closed-loop clients, max(${WARMUP_MS / 1000} s, 3 ms x clients) warm-up + ${WINDOW_MS / 1000} s window, ${ROUNDS} rounds per side`,
     `alternating (throughput = mean, p99 = worst round). ${cpus().length} cores shared with other`,
     `work: load average ${loadStart.map((x) => x.toFixed(2)).join(' ')} at start, ${loadEnd.map((x) => x.toFixed(2)).join(' ')} at the end.`,
     '',
