@@ -10,6 +10,7 @@ const SOURCE_LABEL: Record<string, string> = {
   default: 'default',
   probing: 'probing…',
   fallback: 'fallback',
+  adaptive: 'adaptive',
 };
 
 const SOURCE_HINT: Record<string, string> = {
@@ -18,6 +19,7 @@ const SOURCE_HINT: Record<string, string> = {
   default: 'Probing is off: defaultCapacity applies',
   probing: 'The probe is measuring; requests wait in the queue until it finishes',
   fallback: 'The shared store is unreachable: a local share of the cap applies',
+  adaptive: 'Moved by the adaptive controller within its bounds, following the backend',
 };
 
 /** green below 80 %, yellow from 80 %, red at 100 % (the cap is reached: new requests queue). */
