@@ -57,8 +57,9 @@ interface Trial {
  *   it; otherwise the backend is simply slower at every concurrency, so the step is undone
  *   and the slower latency becomes the new reference (no more steps down for it).
  * - **Up** when it recovers: after `upAfterIntervals` saturated intervals at the reference
- *   latency, one step up (+`upStep`, at least 1). Kept when throughput rose by at least a third
- *   of the concurrency added and latency stayed within the tolerance; otherwise undone, and the
+ *   latency, one step up (+`upStep`, at least 1). Kept when latency stayed within half the
+ *   tolerance, or throughput rose by at least a third of the concurrency added with latency
+ *   within the tolerance; otherwise undone, and the
  *   wait before the next try doubles (up to `maxBackoff` x) so a backend at its true capacity
  *   sees an occasional one-interval trial, not an oscillation.
  * - Never below `min` (>= 1) or above `max`; one change per interval; intervals that are not
@@ -178,10 +179,13 @@ export class CapacityController {
     }
     const wanted = (c / t.from - 1) / 3;
     const ref = this.reference ?? t.latencyMs;
-    if (
+    // At an unchanged latency more in flight is more throughput (Little's law), whatever one
+    // noisy throughput reading says; beyond that, the gain has to show.
+    const flat = o.latencyMs <= ref * (1 + this.s.latencyTolerance / 2);
+    const gained =
       o.throughputRps >= t.throughputRps * (1 + wanted) &&
-      o.latencyMs <= ref * (1 + this.s.latencyTolerance)
-    ) {
+      o.latencyMs <= ref * (1 + this.s.latencyTolerance);
+    if (flat || gained) {
       this.backoff = 1;
       this.reference = Math.max(ref, o.latencyMs);
       return null;

@@ -5,23 +5,26 @@ import { poolStats, waitFor } from '../harness/wait-for';
 import { adaptiveAppModule, closedLoop, p99, ShiftingModel } from './adaptive-fixtures';
 
 /**
- * Adaptive capacity end to end: a backend of true capacity 8 (50 ms per request, 50 ms more
+ * Adaptive capacity end to end: a backend of true capacity 8 (100 ms per request, 100 ms more
  * for every request beyond 8) drops to 4 mid-run and comes back, under 24 closed-loop clients. The
- * pool starts from a manual capacity 8 with `adaptive: { interval: 0.4, max: 8 }`.
+ * pool starts from a manual capacity 8 with `adaptive: { interval: 1, max: 8 }`.
  *
  * Documented time (README "Adaptive capacity"): down within confirmIntervals + 1 = 3
- * intervals of a drop (here 1.5 s, asserted with slack for a shared machine: 15 s); back up
- * within 40 intervals (20 s; asserted: 40 s).
+ * intervals of a drop (here 3 s; waited for up to 30 s on a shared machine); back up within
+ * 40 intervals (40 s; waited for up to 90 s).
  */
-const S = 50;
+const S = 100;
 /**
- * The latency threshold of this scenario (p99 inside the model): well under the 250 ms a
- * request takes at cap 8 / K 4, above the 100 ms of a short trial at 5, with room for the
+ * The latency threshold of this scenario (p99 inside the model): well under the 500 ms a
+ * request takes at cap 8 / K 4, above the 200 ms of a short trial at 5, with room for the
  * timer lag of a shared 2-core machine (load averages of 15-20 while this was written).
  */
 const P99_LIMIT_MS = 3 * S;
-const INTERVAL_S = 0.5;
+const INTERVAL_S = 1;
 const POOL = '/predict';
+
+// A drop, a recovery and the windows around them take a minute or two on a busy machine.
+jest.setTimeout(240_000);
 
 function options(adaptive: boolean, storage?: { url: string; keyPrefix: string }) {
   return {
@@ -66,7 +69,7 @@ describe.each(PLATFORMS)('adaptive capacity on %s', (platform) => {
     model.k = 4;
     const dropped = Date.now();
     const thrash = p99(await completions(model, dropped, 20));
-    await waitFor(async () => (await poolStats(app!.url, POOL)).capacity! <= 4, 15_000, 'cap <= 4');
+    await waitFor(async () => (await poolStats(app!.url, POOL)).capacity! <= 4, 30_000, 'cap <= 4');
     const followedMs = Date.now() - dropped;
     const stats = await poolStats(app.url, POOL);
     expect(stats.capacity_source).toBe('adaptive');
@@ -77,7 +80,7 @@ describe.each(PLATFORMS)('adaptive capacity on %s', (platform) => {
 
     model.k = 8;
     const recovered = Date.now();
-    await waitFor(async () => (await poolStats(app!.url, POOL)).capacity === 8, 40_000, 'cap 8');
+    await waitFor(async () => (await poolStats(app!.url, POOL)).capacity === 8, 90_000, 'cap 8');
     const climbedMs = Date.now() - recovered;
 
     const body = (await (await fetch(`${app.url}/balancer/stats`)).json()) as {
@@ -155,7 +158,7 @@ describe('adaptive capacity with Redis: two workers, one controller', () => {
         );
         return caps.every((c) => c <= 4);
       },
-      20_000,
+      30_000,
       'both workers at cap <= 4',
     );
     const views = await Promise.all(
