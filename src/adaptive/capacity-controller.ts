@@ -31,6 +31,9 @@ export interface ControllerSettings {
   maxBackoff?: number;
 }
 
+/** How far a healthy interval pulls the reference latency toward itself. */
+const REFERENCE_DRIFT = 0.05;
+
 /** A change the controller asks for. */
 export interface ControllerDecision {
   capacity: number;
@@ -141,10 +144,14 @@ export class CapacityController {
       };
     }
     this.slowStreak = 0;
-    // The reference follows the fastest healthy interval (a start under ramp-up reads slow).
-    this.reference = Math.min(this.reference, o.latencyMs);
+    // The reference follows the fastest healthy interval (a start under ramp-up reads slow),
+    // drifting back up a little with every healthy one so one low outlier does not pin it.
+    this.reference =
+      o.latencyMs < this.reference
+        ? o.latencyMs
+        : this.reference + REFERENCE_DRIFT * (o.latencyMs - this.reference);
+    // A mildly slow interval neither counts toward a step up nor starts the count over.
     if (o.latencyMs > this.reference * (1 + this.s.latencyTolerance / 2) || c >= this.s.max) {
-      this.healthyStreak = 0;
       return null;
     }
     if (++this.healthyStreak < this.s.upAfterIntervals * this.backoff) return null;
