@@ -341,7 +341,7 @@ describe('searchCapacity: the throughput-share rule (issue 15 shapes)', () => {
 });
 
 describe('searchCapacity: noise at the top', () => {
-  it('a sharp knee whose level K reads 8 % low once still comes out K (the level is measured again)', async () => {
+  it('a sharp knee whose level K reads 8 % low once still comes out K (latency stayed flat)', async () => {
     // K = 12 at 40 ms; above K every request is 10 x slower (fails the 200 ms limit).
     const tried: Array<[number, LevelPhase]> = [];
     let stalled = false;
@@ -357,6 +357,19 @@ describe('searchCapacity: noise at the top', () => {
     };
     const out = await searchCapacity(measure, { maxConcurrency: 256, ...KNEE_ON });
     expect(out).toMatchObject({ capacity: 12, stopReason: 'limit' });
-    expect(tried).toContainEqual([12, 'repeat']);
+    // No search below K: the latency from 8 to 12 did not rise, so the segment scales.
+    expect(tried.filter(([c]) => c > 8 && c < 12)).toEqual([]);
+  });
+
+  it('a sharp knee whose throughput readings scatter by 15 % still comes out K', async () => {
+    const base = curveEndpoint((c) => (c <= 12 ? 40 : 400), 200);
+    const scatter = [1.15, 0.85, 1.1, 0.9, 1.15, 0.85, 1.0];
+    let i = 0;
+    const measure: MeasureLevel = async (c, phase) => {
+      const v = (await base(c, phase))!;
+      return { ...v, throughputRps: v.throughputRps * scatter[i++ % scatter.length] };
+    };
+    const out = await searchCapacity(measure, { maxConcurrency: 256, ...KNEE_ON });
+    expect(out).toMatchObject({ capacity: 12, stopReason: 'limit' });
   });
 });

@@ -198,18 +198,24 @@ export async function searchCapacity(
   const confirmed = new Set<number>(kneeStop ? [lo] : []);
   /** Binary search for the smallest level that reaches the share of the peak. */
   const shareSearch = async (): Promise<void> => {
+    let searched = false;
     for (;;) {
       const first = firstAtShare();
       const below = candidates()
         .filter((p) => p.concurrency < first.concurrency)
         .pop();
       if (!below || first.concurrency - below.concurrency <= 1) break;
-      // A segment that scales (nearly) linearly at flat latency ends at its top: nothing to
-      // search. (Throughput alone is not enough: one low reading at the level below makes a
-      // queueing level look linear.)
+      // A segment whose latency stayed flat scales linearly (Little's law): its top is the
+      // choice, nothing to search. Only a rising latency (queueing, or a part of the work that
+      // does not parallelise) makes a smaller level worth looking for. Mean latency is the
+      // steadier reading: one stall moves a level's throughput far more.
+      // (Checked between the levels the step-up measured; once the search has narrowed the
+      // segment, the curve just past a queue's knee is flat-ish too and the search goes on.)
+      const rise = first.meanMs / below.meanMs - 1;
       if (
-        scales(below, first, LINEAR) &&
-        first.meanMs <= below.meanMs * (1 + settings.kneeMinGain / 2)
+        !searched &&
+        (rise <= settings.kneeMinGain / 2 ||
+          (rise <= settings.kneeMinGain && scales(below, first, LINEAR)))
       )
         break;
       // A stall only ever lowers a reading, and one low reading here would push the choice up:
@@ -230,6 +236,7 @@ export async function searchCapacity(
         continue;
       }
       const mid = Math.floor((below.concurrency + first.concurrency) / 2);
+      searched = true;
       const v = await run(mid, 'search');
       if (!v) {
         budgetOut = true;
