@@ -150,7 +150,12 @@ function row(c: Case, r: ProbeResult, seconds: number): Row {
     levels: r.levels.length,
     requests: r.requests,
     seconds,
-    note: r.warnings.length ? `${r.warnings.length} warning(s)` : undefined,
+    note: [
+      r.choice ? `share ${(r.choice.throughputShare * 100).toFixed(1)} %` : '',
+      r.warnings.length ? `${r.warnings.length} warning(s)` : '',
+    ]
+      .filter(Boolean)
+      .join(', '),
   };
 }
 
@@ -196,7 +201,8 @@ export async function runProbeAccuracyBench(): Promise<BenchSection> {
     ),
   ].join('\n');
   const markdown = [
-    `Default probe settings (warm-up 300 ms, 1 s per level, min 20 samples). Knee shape (x${SLOWDOWN} slower`,
+    `Default probe settings (warm-up 300 ms, 1 s per level and at least 10 mean latencies, min 20 samples,`,
+    `capacity = smallest level with >= 95 % of the peak throughput). Knee shape (x${SLOWDOWN} slower`,
     `above K): latency limit 5 x S, target exactly K. Queue shape: default limits, target within 10 % of K.`,
     `External = a bare model server in its own process (as the CLI probes); startup = the in-app`,
     `startup probe (Nest + Express in the same process as the model). Load average at start: ${load.toFixed(2)}.`,

@@ -15,6 +15,8 @@ const SECTIONS: Record<string, () => Promise<Runner>> = {
   overhead: async () => (await import('./overhead/admission-overhead')).runOverheadBench,
   redis: async () => (await import('./redis-roundtrips')).runRedisBench,
   probe: async () => (await import('./probe-accuracy')).runProbeAccuracyBench,
+  real: async () => (await import('./real-workloads')).runRealWorkloadsBench,
+  adaptive: async () => (await import('./adaptive-run')).runAdaptiveBench,
   overload: async () => {
     const { runOverloadBench } = await import('./overload');
     return () => runOverloadBench();

@@ -2,6 +2,7 @@
 export { BalancerModule } from './balancer/balancer.module';
 export { Balanced, type BalancedOptions } from './admission/balanced.decorator';
 export {
+  AdaptiveOptions,
   BalancerOptions,
   EndpointOptions,
   EndpointProbeOptions,

@@ -284,7 +284,11 @@ export class ProbeChart {
                 ctx.lineTo(x, top + hgt);
                 ctx.stroke();
                 ctx.fillStyle = p.mark;
-                const label = `capacity ${chosen}`;
+                const share = r.choice?.throughputShare;
+                const label =
+                  share !== null && share !== undefined
+                    ? `capacity ${chosen} · ${Math.round(share * 100)}% of peak`
+                    : `capacity ${chosen}`;
                 const right = x + ctx.measureText(label).width + 10 * dpr < left + w;
                 ctx.textAlign = right ? 'left' : 'right';
                 ctx.fillText(label, x + (right ? 6 : -6) * dpr, top + hgt - 6 * dpr);

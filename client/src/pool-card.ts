@@ -10,6 +10,7 @@ const SOURCE_LABEL: Record<string, string> = {
   default: 'default',
   probing: 'probing…',
   fallback: 'fallback',
+  adaptive: 'adaptive',
 };
 
 const SOURCE_HINT: Record<string, string> = {
@@ -18,6 +19,7 @@ const SOURCE_HINT: Record<string, string> = {
   default: 'Probing is off: defaultCapacity applies',
   probing: 'The probe is measuring; requests wait in the queue until it finishes',
   fallback: 'The shared store is unreachable: a local share of the cap applies',
+  adaptive: 'Moved by the adaptive controller within its bounds, following the backend',
 };
 
 /** green below 80 %, yellow from 80 %, red at 100 % (the cap is reached: new requests queue). */
@@ -288,6 +290,13 @@ const STOP_REASON: Record<string, string> = {
 function probeReasonText(r: ProbeReport, chosen: number | null): string {
   const parts: string[] = [];
   if (chosen !== null) parts.push(`Capacity ${chosen}`);
+  const share = r.choice?.throughputShare;
+  if (share !== null && share !== undefined && r.choice?.peakThroughputRps != null) {
+    parts.push(
+      `${fmtNum(share * 100)}% of the peak throughput (${fmtNum(r.choice.peakThroughputRps)}/s` +
+        `${r.choice.peakConcurrency != null ? ` at ${fmtInt(r.choice.peakConcurrency)}` : ''})`,
+    );
+  }
   if (r.stopReason) parts.push(`stopped: ${STOP_REASON[r.stopReason] ?? r.stopReason}`);
   if (r.latencyThresholdMs !== null || r.errorThreshold !== null) {
     const budget = [

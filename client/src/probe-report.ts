@@ -14,6 +14,10 @@ export interface ProbeLevel {
   passed: boolean | null;
   /** Why the level failed: `errors` or `latency`. */
   failure: string | null;
+  /** How long the level ran (warm-up + window), ms. */
+  durationMs: number | null;
+  /** Responses completed inside the measured window. */
+  completions: number | null;
 }
 
 export interface ProbeReport {
@@ -24,6 +28,12 @@ export interface ProbeReport {
   errorThreshold: number | null;
   /** Knee estimate details when the step-up stopped at the knee. */
   knee: { peakThroughputRps: number | null; baseLatencyMs: number | null } | null;
+  /** The chosen level's throughput as a share of the probe's peak (throughput-share rule). */
+  choice: {
+    throughputShare: number | null;
+    peakThroughputRps: number | null;
+    peakConcurrency: number | null;
+  } | null;
   warnings: string[];
 }
 
@@ -72,6 +82,8 @@ function level(o: Obj): ProbeLevel | null {
     throughput: num(o, 'throughput', 'throughputRps', 'throughput_rps', 'rps'),
     passed: bool(o, 'pass', 'passed', 'ok', 'withinBudget', 'within_budget'),
     failure: str(o, 'failure', 'reason'),
+    durationMs: num(o, 'durationMs', 'duration_ms'),
+    completions: num(o, 'completions'),
   };
 }
 
@@ -104,6 +116,13 @@ export function readProbeReport(report: unknown): ProbeReport | null {
       ? {
           peakThroughputRps: num(root.knee, 'peakThroughputRps', 'peak_throughput_rps'),
           baseLatencyMs: num(root.knee, 'baseLatencyMs', 'base_latency_ms'),
+        }
+      : null,
+    choice: isObj(root.choice)
+      ? {
+          throughputShare: num(root.choice, 'throughputShare', 'throughput_share'),
+          peakThroughputRps: num(root.choice, 'peakThroughputRps', 'peak_throughput_rps'),
+          peakConcurrency: num(root.choice, 'peakConcurrency', 'peak_concurrency'),
         }
       : null,
     warnings: Array.isArray(root.warnings)

@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { AdaptiveCapacity, type AdaptiveStatus } from '../adaptive/adaptive-capacity.service';
 import { hostname } from 'node:os';
 import { AdmissionGate } from './admission-gate';
 import { QueuedBodyBytes } from './body-budget';
@@ -28,12 +29,16 @@ export interface EndpointStats {
   max_queue_bytes: number;
   /** Processes sharing this pool (Redis: live workers at this process's last heartbeat). */
   workers: number;
+  /** Adaptive capacity (bounds, controller, capacity history); `null` when off for the pool. */
+  adaptive: AdaptiveStatus | null;
   probe: {
     state: string;
     error: string | null;
     measured_at: string | null;
     duration_ms: number | null;
     max_concurrency: number | null;
+    /** The chosen level's throughput / the probe's peak throughput (see `probe.throughputShare`). */
+    throughput_share: number | null;
     report: unknown;
   };
 }
@@ -56,6 +61,7 @@ export class BalancerStatsService {
     private readonly registry: PoolRegistry,
     private readonly gate: AdmissionGate,
     private readonly bodies: QueuedBodyBytes,
+    private readonly adaptive: AdaptiveCapacity,
   ) {}
 
   /**
@@ -103,14 +109,23 @@ export class BalancerStatsService {
       queued_bytes: this.bodies.queued(pool.key),
       max_queue_bytes: pool.maxQueueBytes ?? 0,
       workers: s.workers,
+      adaptive: this.adaptive.status(pool.key),
       probe: {
         state: pool.probeStatus.state,
         error: pool.probeStatus.error ?? null,
         measured_at: probe?.measuredAt ?? null,
         duration_ms: probe?.durationMs ?? null,
         max_concurrency: probe?.maxConcurrency ?? null,
+        throughput_share: shareOf(probe?.report),
         report: probe?.report ?? null,
       },
     };
   }
+}
+
+/** `report.choice.throughputShare` of a stored probe report (free-form JSON), or null. */
+function shareOf(report: unknown): number | null {
+  const choice = (report as { choice?: { throughputShare?: unknown } } | null)?.choice;
+  const share = choice?.throughputShare;
+  return typeof share === 'number' && Number.isFinite(share) ? share : null;
 }

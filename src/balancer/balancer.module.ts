@@ -30,6 +30,7 @@ import {
 } from '../dashboard/dashboard.parts';
 import { HEALTH_EXPORTS, HEALTH_IMPORTS, HEALTH_PROVIDERS } from '../health/health.parts';
 import { PROBE_PROVIDERS } from '../probe/probe.parts';
+import { ADAPTIVE_PROVIDERS } from '../adaptive/adaptive.parts';
 import type { BalancerModuleOptions } from '../config/balancer-options';
 import {
   BALANCER_OPTIONS,
@@ -96,6 +97,7 @@ import { RouteDiscovery } from './route-discovery';
     EarlyAdmissionInstaller,
     AdmissionCoverage,
     ...PROBE_PROVIDERS,
+    ...ADAPTIVE_PROVIDERS,
     ...HEALTH_PROVIDERS,
     ...DASHBOARD_PROVIDERS,
   ],

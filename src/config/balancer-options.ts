@@ -11,6 +11,7 @@ import {
   Matches,
   Max,
   Min,
+  ValidateIf,
   ValidateNested,
 } from 'class-validator';
 import type { HealthIndicatorFunction } from '@nestjs/terminus';
@@ -223,12 +224,82 @@ export class ProbeTuningOptions {
   @Max(1)
   kneeMinGain?: number;
 
+  /**
+   * The capacity is the smallest measured concurrency whose throughput reaches this share of
+   * the peak throughput the probe measured (within the error and latency limits). Lower it to
+   * trade throughput for latency. @default 0.95
+   */
+  @IsOptional()
+  @IsNumber()
+  @Min(0.5)
+  @Max(1)
+  throughputShare?: number;
+
+  /**
+   * Each level's warm-up lasts at least 2, and its measured window at least this many, of the
+   * level's own mean latencies (beyond `warmupMs` / `levelDurationMs`): a slow endpoint's
+   * throughput reading spans many waves of completions. @default 10
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(1000)
+  levelLatencies?: number;
+
   /** Reuse a stored probe result younger than this many seconds; 0 = forever. @default 0 */
   @IsOptional()
   @IsInt()
   @Min(0)
   resultTtl?: number;
 }
+
+/**
+ * Adaptive capacity: after the probe (or from a manual capacity) a controller watches the
+ * pool's own latency and throughput and moves its capacity within `[min, max]`.
+ */
+export class AdaptiveOptions {
+  /** Turn the controller on or off (an `adaptive:` mapping alone turns it on). @default true */
+  @IsOptional()
+  @IsBoolean()
+  enabled?: boolean;
+
+  /** Lowest capacity the controller may set. @default max(1, floor(base / 4)) */
+  @IsOptional()
+  @IsInt({ message: '$property must be a positive integer' })
+  @Min(1, { message: '$property must be a positive integer' })
+  min?: number;
+
+  /** Highest capacity the controller may set. @default 2 x base (the probed or manual capacity) */
+  @IsOptional()
+  @IsInt({ message: '$property must be a positive integer' })
+  @Min(1, { message: '$property must be a positive integer' })
+  max?: number;
+
+  /** Seconds between decisions (one observation of the pool each). @default 2 */
+  @IsOptional()
+  @IsNumber({}, { message: '$property must be a number of seconds' })
+  @Min(0.1)
+  @Max(3600)
+  interval?: number;
+
+  /**
+   * Seconds between live re-probes: the controller tries a step up on the pool's own traffic
+   * even while a failed try backs it off. 0 = off. @default 0
+   */
+  @IsOptional()
+  @IsNumber({}, { message: '$property must be a number of seconds' })
+  @Min(0)
+  reprobeInterval?: number;
+
+  /** Latency above `reference x (1 + this)` counts as slower. @default 0.5 */
+  @IsOptional()
+  @IsNumber()
+  @Min(0.05)
+  @Max(10)
+  latencyTolerance?: number;
+}
+
+const ADAPTIVE_TYPE = '$property must be true, false or a mapping (min, max, interval, …)';
 
 export class EndpointProbeOptions {
   /** HTTP method of probe requests. @default the route's method */
@@ -286,6 +357,14 @@ export class EndpointOptions extends EndpointProbeOptions {
   @IsOptional()
   @IsString()
   pool?: string;
+
+  /** Adaptive capacity for this endpoint's pool; overrides the global `adaptive`. */
+  @IsOptional()
+  @ValidateIf((_o, v) => typeof v !== 'boolean')
+  @IsObject({ message: ADAPTIVE_TYPE })
+  @ValidateNested()
+  @Type(() => AdaptiveOptions)
+  adaptive?: boolean | AdaptiveOptions;
 }
 
 /** Body parsers the balancer registers on Express after its early admission step. */
@@ -411,6 +490,17 @@ export class BalancerOptions {
   @ValidateNested()
   @Type(() => ProbeTuningOptions)
   probe?: ProbeTuningOptions;
+
+  /**
+   * Adaptive capacity for every watched pool (`true`, or a mapping with bounds and timing);
+   * `endpoints[path].adaptive` overrides it per endpoint. @default false
+   */
+  @IsOptional()
+  @ValidateIf((_o, v) => typeof v !== 'boolean')
+  @IsObject({ message: ADAPTIVE_TYPE })
+  @ValidateNested()
+  @Type(() => AdaptiveOptions)
+  adaptive?: boolean | AdaptiveOptions;
 
   /** Capacity of an endpoint with no manual capacity while probing is off. @default 8 */
   @IsOptional()

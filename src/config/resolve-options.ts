@@ -3,6 +3,7 @@ import { validateSync, ValidationError } from 'class-validator';
 import type { HealthIndicatorFunction } from '@nestjs/terminus';
 import { BalancerConfigError } from './balancer-config.error';
 import {
+  AdaptiveOptions,
   BalancerOptions,
   EndpointOptions,
   MetricsOptions,
@@ -49,8 +50,12 @@ export interface ResolvedBalancerOptions {
     requestTimeoutMs: number;
     stopAtKnee: boolean;
     kneeMinGain: number;
+    throughputShare: number;
+    levelLatencies: number;
     resultTtl: number;
   };
+  /** Global adaptive setting as given (`endpoints[path].adaptive` may override it). */
+  adaptive: boolean | AdaptiveOptions;
   defaultCapacity: number;
   drainTimeout: number;
   ui: {
@@ -102,6 +107,8 @@ export const DEFAULTS = {
   maxRequests: 20000,
   stopAtKnee: true,
   kneeMinGain: 0.1,
+  throughputShare: 0.95,
+  levelLatencies: 10,
   resultTtl: 0,
   defaultCapacity: 8,
   drainTimeout: 30,
@@ -232,6 +239,12 @@ export function resolveBalancerOptions(
   ) {
     problems.push(`${locate(['storage'])}: type redis needs url, redis or client`);
   }
+  const boundsOk = (a: unknown, path: string[]): void => {
+    const o = a as AdaptiveOptions | boolean | undefined;
+    if (o && typeof o === 'object' && o.min !== undefined && o.max !== undefined && o.min > o.max)
+      problems.push(`${locate(path)}: min (${o.min}) must not exceed max (${o.max})`);
+  };
+  boundsOk(opts.adaptive, ['adaptive']);
   if (Boolean(opts.ui?.username) !== Boolean(opts.ui?.password)) {
     problems.push(`${locate(['ui'])}: set both username and password, or neither`);
   }
@@ -260,6 +273,7 @@ export function resolveBalancerOptions(
           continue;
         }
         collect(validateSync(entry, VALIDATE), ['endpoints', path], locate, problems);
+        boundsOk(entry.adaptive, ['endpoints', path, 'adaptive']);
         if (entry.method) entry.method = entry.method.toUpperCase() as EndpointOptions['method'];
         resolvedEndpoints[path] = entry;
       }
@@ -304,8 +318,11 @@ export function resolveBalancerOptions(
       requestTimeoutMs: p.requestTimeoutMs ?? latencyThresholdMs * 5,
       stopAtKnee: p.stopAtKnee ?? DEFAULTS.stopAtKnee,
       kneeMinGain: p.kneeMinGain ?? DEFAULTS.kneeMinGain,
+      throughputShare: p.throughputShare ?? DEFAULTS.throughputShare,
+      levelLatencies: p.levelLatencies ?? DEFAULTS.levelLatencies,
       resultTtl: p.resultTtl ?? DEFAULTS.resultTtl,
     },
+    adaptive: opts.adaptive ?? false,
     defaultCapacity: opts.defaultCapacity ?? DEFAULTS.defaultCapacity,
     drainTimeout: opts.drainTimeout ?? DEFAULTS.drainTimeout,
     ui: {

@@ -172,9 +172,18 @@ describe('searchCapacity: the knee', () => {
     expect(out.capacity).toBeLessThanOrEqual(44);
   });
 
-  it('is off with stopAtKnee false: a queue with no errors runs to maxConcurrency', async () => {
-    const out = await searchCapacity(queueEndpoint(4, 20), { maxConcurrency: 64, ...NO_KNEE });
-    expect(out).toMatchObject({ capacity: 64, stopReason: 'max_concurrency' });
+  it('is off with stopAtKnee false: a queue steps up to maxConcurrency, the share rule still picks K', async () => {
+    const tried: number[] = [];
+    const base = queueEndpoint(4, 20);
+    const out = await searchCapacity(
+      async (c, phase) => {
+        tried.push(c);
+        return base(c, phase);
+      },
+      { maxConcurrency: 64, ...NO_KNEE },
+    );
+    expect(out).toMatchObject({ capacity: 4, stopReason: 'max_concurrency' });
+    expect(tried.slice(0, 7)).toEqual([1, 2, 4, 8, 16, 32, 64]);
   });
 
   it('never reports more than the level where the knee showed', async () => {
@@ -227,5 +236,140 @@ describe('searchCapacity: a collapse above K within the latency budget', () => {
     });
     expect(out.stopReason).toBe('knee');
     expect(Math.abs(out.capacity! - 12)).toBeLessThanOrEqual(1);
+  });
+});
+
+/** Latency as a function of concurrency; throughput by Little's law (closed loop). */
+function curveEndpoint(latencyMs: (c: number) => number, limitMs: number): MeasureLevel {
+  return async (c): Promise<LevelVerdict> => {
+    const meanMs = latencyMs(c);
+    return {
+      concurrency: c,
+      pass: meanMs <= limitMs,
+      marginal: false,
+      throughputRps: (c * 1000) / meanMs,
+      meanMs,
+    };
+  };
+}
+
+const KNEE_ON = { stopAtKnee: true, kneeMinGain: 0.1 };
+
+describe('searchCapacity: the throughput-share rule (issue 15 shapes)', () => {
+  it('a CPU-bound route whose latency does not parallelise (120 -> 182 -> 188 req/s): not 1', async () => {
+    // One image alone uses both cores (8.3 ms); two at once take 11 ms each; beyond, queueing.
+    const rps: Record<number, number> = { 1: 120, 2: 182, 4: 188 };
+    const measure = curveEndpoint((c) => (c * 1000) / (rps[c] ?? 189), 2000);
+    const out = await searchCapacity(measure, { maxConcurrency: 256, ...KNEE_ON });
+    expect(out.capacity).toBe(2);
+    expect(out.choice).toMatchObject({ peakThroughputRps: 188, throughputRps: 182 });
+    expect(out.choice!.throughputShare).toBeGreaterThanOrEqual(0.95);
+    // The Little's-law knee alone (peak x lowest latency) would have said 1.
+    expect(Math.round(out.knee!.estimate * 0.95)).toBe(1);
+  });
+
+  it.each([true, false])(
+    'a backend that thrashes above 8 within a 120 ms limit comes out 8, not 11 (stopAtKnee %s)',
+    async (stopAtKnee) => {
+      // 40 ms up to 8 in flight; each extra one makes every request 50 % slower.
+      const tried: number[] = [];
+      const base = curveEndpoint((c) => 40 * (1 + 0.5 * Math.max(0, c - 8)), 120);
+      const out = await searchCapacity(
+        async (c, phase) => {
+          tried.push(c);
+          return base(c, phase);
+        },
+        { maxConcurrency: 256, stopAtKnee, kneeMinGain: 0.1 },
+      );
+      expect(out.capacity).toBe(8);
+      expect(out.choice!.throughputShare).toBe(1);
+      // The binary search looked at 9 .. 12 (within the latency limit) and kept 8 on throughput.
+      expect(tried.some((c) => c > 8 && c <= 12)).toBe(true);
+    },
+  );
+
+  /**
+   * Continuous batching (vLLM, TGI): each decoding step advances every running request by one
+   * token and takes 12 ms + 0.128 ms per request in the batch; a request needs 16 tokens.
+   * Throughput keeps rising with concurrency while latency rises slowly (715 ms at 256).
+   */
+  const batching = (c: number): number => 16 * (12 + 0.128 * c);
+
+  it('continuous batching: steps up to the top and keeps >= 95 % of the peak', async () => {
+    const out = await searchCapacity(curveEndpoint(batching, 2000), {
+      maxConcurrency: 256,
+      ...KNEE_ON,
+    });
+    expect(out.stopReason).toBe('max_concurrency');
+    expect(out.capacity).toBeGreaterThan(128);
+    expect(out.capacity).toBeLessThan(256);
+    expect(out.choice!.throughputShare).toBeGreaterThanOrEqual(0.95);
+    expect(out.choice!.peakConcurrency).toBe(256);
+  });
+
+  it('continuous batching: one flat reading (184 then 188 req/s) does not stop the step-up', async () => {
+    const base = curveEndpoint(batching, 2000);
+    let flat = false;
+    const measure: MeasureLevel = async (c, phase) => {
+      const v = (await base(c, phase))!;
+      if (c === 64 && !flat) {
+        flat = true; // a short level saw too few waves of completions
+        const prev = (await base(32, phase))!;
+        return { ...v, throughputRps: prev.throughputRps * 1.02 };
+      }
+      return v;
+    };
+    const out = await searchCapacity(measure, { maxConcurrency: 256, ...KNEE_ON });
+    expect(out.stopReason).toBe('max_concurrency');
+    expect(out.capacity).toBeGreaterThan(128);
+  });
+
+  it('a lower throughputShare picks a smaller level on the same curve', async () => {
+    const at95 = await searchCapacity(curveEndpoint(batching, 2000), {
+      maxConcurrency: 256,
+      ...KNEE_ON,
+    });
+    const at80 = await searchCapacity(curveEndpoint(batching, 2000), {
+      maxConcurrency: 256,
+      ...KNEE_ON,
+      throughputShare: 0.8,
+    });
+    expect(at80.capacity!).toBeLessThan(at95.capacity!);
+    expect(at80.choice!.throughputShare).toBeGreaterThanOrEqual(0.8);
+    expect(at80.choice!.throughputShare).toBeLessThan(0.95);
+  });
+});
+
+describe('searchCapacity: noise at the top', () => {
+  it('a sharp knee whose level K reads 8 % low once still comes out K (latency stayed flat)', async () => {
+    // K = 12 at 40 ms; above K every request is 10 x slower (fails the 200 ms limit).
+    const tried: Array<[number, LevelPhase]> = [];
+    let stalled = false;
+    const base = curveEndpoint((c) => (c <= 12 ? 40 : 400), 200);
+    const measure: MeasureLevel = async (c, phase) => {
+      tried.push([c, phase]);
+      const v = (await base(c, phase))!;
+      if (c === 12 && !stalled) {
+        stalled = true;
+        return { ...v, throughputRps: v.throughputRps * 0.92 };
+      }
+      return v;
+    };
+    const out = await searchCapacity(measure, { maxConcurrency: 256, ...KNEE_ON });
+    expect(out).toMatchObject({ capacity: 12, stopReason: 'limit' });
+    // No search below K: the latency from 8 to 12 did not rise, so the segment scales.
+    expect(tried.filter(([c]) => c > 8 && c < 12)).toEqual([]);
+  });
+
+  it('a sharp knee whose throughput readings scatter by 15 % still comes out K', async () => {
+    const base = curveEndpoint((c) => (c <= 12 ? 40 : 400), 200);
+    const scatter = [1.15, 0.85, 1.1, 0.9, 1.15, 0.85, 1.0];
+    let i = 0;
+    const measure: MeasureLevel = async (c, phase) => {
+      const v = (await base(c, phase))!;
+      return { ...v, throughputRps: v.throughputRps * scatter[i++ % scatter.length] };
+    };
+    const out = await searchCapacity(measure, { maxConcurrency: 256, ...KNEE_ON });
+    expect(out).toMatchObject({ capacity: 12, stopReason: 'limit' });
   });
 });

@@ -21,6 +21,24 @@ export interface SearchSettings {
   maxConcurrency: number;
   stopAtKnee: boolean;
   kneeMinGain: number;
+  /**
+   * The capacity is the smallest concurrency whose throughput reaches this share of the peak
+   * throughput the probe measured. @default 0.95
+   */
+  throughputShare?: number;
+}
+
+/** How the capacity was picked among the passing levels. */
+export interface SearchChoice {
+  /** Highest throughput of a passing level (responses/s) and where it was measured. */
+  peakThroughputRps: number;
+  peakConcurrency: number;
+  /** Throughput of the chosen level (responses/s). */
+  throughputRps: number;
+  /** Chosen throughput / peak throughput. */
+  throughputShare: number;
+  /** The share the rule asked for (`throughputShare` setting). */
+  targetShare: number;
 }
 
 export interface SearchOutcome {
@@ -30,6 +48,25 @@ export interface SearchOutcome {
   /** Level 1 failed: there is no capacity to report. */
   levelOneFailed?: LevelVerdict;
   knee?: { peakThroughputRps: number; baseLatencyMs: number; estimate: number };
+  choice?: SearchChoice;
+}
+
+export const DEFAULT_THROUGHPUT_SHARE = 0.95;
+
+/** Share of the concurrency gain a step must turn into throughput to count as linear. */
+const LINEAR = 0.9;
+/** Share of the concurrency gain a step up from the chosen level must turn into throughput. */
+const STEP_UP = 0.8;
+/** How far under `throughputShare` the level just below may read and still be taken (see there). */
+const PULL_DOWN_SLACK = 0.05;
+/** A level reading at most this far under `throughputShare` is measured again before it counts as under. */
+const CONFIRM_BAND = 0.2;
+
+/** From `a` to `b`, throughput rose by at least `fraction` of the rise in concurrency. */
+function scales(a: LevelVerdict, b: LevelVerdict, fraction: number): boolean {
+  if (a.throughputRps <= 0 || b.throughputRps <= 0) return false;
+  const gain = b.throughputRps / a.throughputRps - 1;
+  return gain >= fraction * (b.concurrency / a.concurrency - 1);
 }
 
 /** 1, 2, 4, … below `max`, then `max` itself. */
@@ -41,16 +78,24 @@ export function stepLevels(max: number): number[] {
 }
 
 /**
- * Step-up then binary search.
+ * Step-up, then binary searches, then the choice.
  *
- * 1. Step up 1, 2, 4, … `maxConcurrency` until a level fails.
- * 2. Binary search between the last passing level and the first failing one until they are
- *    adjacent, so every gap is tested (a true capacity of 3 comes out 3, not 2).
- * 3. With `stopAtKnee`, the step-up also stops when doubling concurrency raises throughput by
- *    less than `kneeMinGain` (confirmed by measuring that level once more). The capacity is then
- *    the knee of the throughput curve: peak throughput x lowest mean latency (Little's law: the
- *    concurrency where the rising line c / latency meets the throughput plateau), times
- *    `1 - kneeMinGain / 2`, rounded.
+ * 1. Step up 1, 2, 4, … `maxConcurrency` until a level fails (error rate or p99 over the
+ *    limits), or, with `stopAtKnee`, until doubling concurrency raises throughput by less than
+ *    `kneeMinGain` (confirmed by measuring that level once more).
+ * 2. Limit search: between the last passing and the first failing level until they are
+ *    adjacent, so every gap is tested (a true capacity of 3 comes out 3, not 2). A level counts
+ *    as passing only when it is within the limits **and** its throughput reaches
+ *    `throughputShare` of the peak so far: a backend that thrashes above its capacity while
+ *    staying inside a generous latency limit is not pushed past its best level.
+ * 3. The choice: the smallest passing level whose throughput reaches `throughputShare`
+ *    (default 95 %) of the peak, found by a binary search between the measured level below
+ *    that share and the first one above it. Latency that does not parallelise (a CPU-bound
+ *    route whose single request uses several cores) no longer makes the probe stop at a level
+ *    that serves two thirds of what the route can do.
+ * 4. From there, step up to a higher measured passing level while it still scales at least
+ *    half-linearly (throughput gain >= half the concurrency gain): at a sharp knee K - 1 and K
+ *    both reach the share, and K serves more at the same latency.
  *
  * Monotonic behaviour is assumed: a level above a failing one is never tried.
  */
@@ -58,10 +103,14 @@ export async function searchCapacity(
   measure: MeasureLevel,
   settings: SearchSettings,
 ): Promise<SearchOutcome> {
+  const share = settings.throughputShare ?? DEFAULT_THROUGHPUT_SHARE;
   let lo = 0;
   let hi: number | null = null;
   let budgetOut = false;
-  const passing: LevelVerdict[] = [];
+  let knee: SearchOutcome['knee'];
+  /** Passing levels by concurrency (the latest reading of each). */
+  const passing = new Map<number, LevelVerdict>();
+  const peak = (): number => Math.max(0, ...[...passing.values()].map((p) => p.throughputRps));
 
   /**
    * A level, measured again when it failed marginally: once, or twice for level 1, whose
@@ -76,8 +125,7 @@ export async function searchCapacity(
   };
 
   let prev: LevelVerdict | null = null;
-  /** `prev` raised throughput by at least 90 % of its rise in concurrency over the level before. */
-  let prevScaledLinearly = false;
+  let kneeStop = false;
   for (const c of stepLevels(settings.maxConcurrency)) {
     let v = await run(c, 'step');
     if (!v) {
@@ -104,38 +152,23 @@ export async function searchCapacity(
         hi = c;
         break;
       }
-      passing.push(v);
       if (again.throughputRps < prev.throughputRps * (1 + settings.kneeMinGain)) {
-        passing.push(again);
-        const peak = Math.max(...passing.map((p) => p.throughputRps));
-        const base = Math.min(...passing.map((p) => p.meanMs));
-        const estimate = (peak * base) / 1000;
-        // Real curves bend before the asymptotes cross (and the crossing includes the client's
-        // own overhead), so aim a little below it.
-        const aim = estimate * (1 - settings.kneeMinGain / 2);
-        // When the previous level still scaled almost linearly and its latency did not rise
-        // above the base, the endpoint served that many at once at full speed: noise in the
-        // estimate must not undercut it. (Throughput alone is not enough: one low reading at
-        // the level before makes a queueing level look linear.)
-        const fullSpeed = prevScaledLinearly && prev.meanMs <= base * (1 + settings.kneeMinGain);
-        const floor = fullSpeed ? prev.concurrency : 1;
-        return {
-          capacity: Math.min(c, Math.max(floor, Math.round(aim))),
-          stopReason: 'knee',
-          knee: { peakThroughputRps: peak, baseLatencyMs: base, estimate },
-        };
+        passing.set(c, again.throughputRps >= v.throughputRps ? again : v);
+        const base = Math.min(...[...passing.values()].map((p) => p.meanMs));
+        const top = peak();
+        knee = { peakThroughputRps: top, baseLatencyMs: base, estimate: (top * base) / 1000 };
+        kneeStop = true;
+        lo = c;
+        break;
       }
       v = again;
     }
-    passing.push(v);
-    prevScaledLinearly =
-      prev !== null &&
-      v.throughputRps / prev.throughputRps >= 0.9 * (v.concurrency / prev.concurrency);
+    passing.set(c, v);
     prev = v;
     lo = c;
   }
 
-  if (!budgetOut && hi !== null) {
+  if (!budgetOut && !kneeStop && hi !== null) {
     while (hi - lo > 1) {
       const mid = Math.floor((lo + hi) / 2);
       const v = await run(mid, 'search');
@@ -143,11 +176,157 @@ export async function searchCapacity(
         budgetOut = true;
         break;
       }
-      if (v.pass) lo = mid;
-      else hi = mid;
+      if (v.pass && v.throughputRps >= share * peak()) {
+        passing.set(mid, v);
+        lo = mid;
+      } else hi = mid;
     }
   }
-  if (budgetOut) return { capacity: lo > 0 ? lo : null, stopReason: 'budget' };
-  if (hi === null) return { capacity: lo, stopReason: 'max_concurrency' };
-  return { capacity: lo, stopReason: 'limit' };
+  if (lo === 0) return { capacity: null, stopReason: 'budget' };
+
+  // Only levels up to the top of the search are candidates (a level past a thrashing knee may
+  // pass the limits yet serve less).
+  const candidates = (): LevelVerdict[] =>
+    [...passing.values()]
+      .filter((p) => p.concurrency <= lo)
+      .sort((a, b) => a.concurrency - b.concurrency);
+  const firstAtShare = (): LevelVerdict =>
+    candidates().find((p) => p.throughputRps >= share * peak()) ??
+    candidates()[candidates().length - 1];
+
+  /** Levels measured twice already (a repeat). */
+  const confirmed = new Set<number>(kneeStop ? [lo] : []);
+  /** Binary search for the smallest level that reaches the share of the peak. */
+  const shareSearch = async (): Promise<void> => {
+    let searched = false;
+    for (;;) {
+      const first = firstAtShare();
+      const below = candidates()
+        .filter((p) => p.concurrency < first.concurrency)
+        .pop();
+      if (!below || first.concurrency - below.concurrency <= 1) break;
+      // A segment whose latency stayed flat scales linearly (Little's law): its top is the
+      // choice, nothing to search. Only a rising latency (queueing, or a part of the work that
+      // does not parallelise) makes a smaller level worth looking for. Mean latency is the
+      // steadier reading: one stall moves a level's throughput far more.
+      // (Checked between the levels the step-up measured; once the search has narrowed the
+      // segment, the curve just past a queue's knee is flat-ish too and the search goes on.)
+      const rise = first.meanMs / below.meanMs - 1;
+      if (
+        !searched &&
+        (rise <= settings.kneeMinGain / 2 ||
+          (rise <= settings.kneeMinGain && scales(below, first, LINEAR)))
+      )
+        break;
+      // A stall only ever lowers a reading, and one low reading here would push the choice up:
+      // a level that reads a little under the share is measured once more (the better reading
+      // counts) before the search moves above it.
+      if (
+        !confirmed.has(below.concurrency) &&
+        below.throughputRps >= (share - CONFIRM_BAND) * peak()
+      ) {
+        confirmed.add(below.concurrency);
+        const again = await measure(below.concurrency, 'repeat');
+        if (!again) {
+          budgetOut = true;
+          break;
+        }
+        if (again.pass && again.throughputRps > below.throughputRps)
+          passing.set(below.concurrency, again);
+        continue;
+      }
+      const mid = Math.floor((below.concurrency + first.concurrency) / 2);
+      searched = true;
+      const v = await run(mid, 'search');
+      if (!v) {
+        budgetOut = true;
+        break;
+      }
+      // A failing level below passing ones is noise: it is not a candidate, and the search
+      // goes on above it.
+      passing.set(mid, v.pass ? v : { ...v, throughputRps: 0 });
+    }
+  };
+
+  let chosen: LevelVerdict;
+  let top: number;
+  let levels: LevelVerdict[];
+  /** The choice stepped up from the first level at the share. */
+  let stepped = false;
+  for (;;) {
+    if (!budgetOut) await shareSearch();
+    chosen = firstAtShare();
+    stepped = false;
+    top = peak();
+    levels = candidates();
+    // Step up while the next measured level still scales.
+    let stalled: LevelVerdict | undefined;
+    for (const next of levels.filter((p) => p.concurrency > chosen.concurrency)) {
+      if (!scales(chosen, next, STEP_UP)) {
+        stalled = next;
+        break;
+      }
+      chosen = next;
+      stepped = true;
+    }
+    // The step up failed, but the higher level did not serve less: a stall there looks the
+    // same. Measure it once more (the better reading counts) and decide again.
+    if (
+      budgetOut ||
+      !stalled ||
+      confirmed.has(stalled.concurrency) ||
+      stalled.throughputRps < chosen.throughputRps
+    )
+      break;
+    confirmed.add(stalled.concurrency);
+    const again = await measure(stalled.concurrency, 'repeat');
+    if (!again) {
+      budgetOut = true;
+      break;
+    }
+    if (again.pass && again.throughputRps > stalled.throughputRps)
+      passing.set(stalled.concurrency, again);
+  }
+  const base = Math.min(...levels.map((p) => p.meanMs));
+  const estimate = (top * base) / 1000;
+  const lower = levels.filter((p) => p.concurrency < chosen.concurrency).pop();
+  if (
+    !stepped &&
+    lower &&
+    lower.concurrency === chosen.concurrency - 1 &&
+    !scales(lower, chosen, LINEAR) &&
+    chosen.meanMs > lower.meanMs * (1 + settings.kneeMinGain / 2) &&
+    lower.throughputRps >= (share - PULL_DOWN_SLACK) * top &&
+    estimate * (1 - settings.kneeMinGain / 2) >= lower.concurrency
+  ) {
+    // The probe's own turnaround (client, loopback) is part of every latency it measures: at
+    // a queue's true capacity K the server's slots sit idle for that turnaround, so level K
+    // reads a little under the peak. Under the balancer the next request is already waiting
+    // in its queue, so K serves the peak. The Little's-law knee (peak x lowest latency,
+    // turnaround included) tells such a flat-latency curve apart from one whose latency rises
+    // because it does not parallelise; only then is the level just below taken.
+    chosen = lower;
+  }
+  const peakLevel = [...passing.values()].find((p) => p.throughputRps === top) ?? chosen;
+  const choice: SearchChoice = {
+    peakThroughputRps: top,
+    peakConcurrency: peakLevel.concurrency,
+    throughputRps: chosen.throughputRps,
+    throughputShare: top > 0 ? Math.round((chosen.throughputRps / top) * 1000) / 1000 : 1,
+    targetShare: share,
+  };
+  const stopReason: StopReason = budgetOut
+    ? 'budget'
+    : kneeStop
+      ? 'knee'
+      : hi === null
+        ? 'max_concurrency'
+        : 'limit';
+  return {
+    capacity: chosen.concurrency,
+    stopReason,
+    knee:
+      knee ?? (kneeStop ? { peakThroughputRps: top, baseLatencyMs: base, estimate } : undefined),
+    choice,
+  };
 }

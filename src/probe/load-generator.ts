@@ -131,7 +131,10 @@ export interface LevelRun {
 /**
  * Hold `concurrency` requests in flight: a warm-up (not measured), then a measured window that
  * lasts `levelDurationMs` and until `minSamples` responses are in (at most
- * `levelDurationMs + requestTimeoutMs`). Every request started in the window is measured, also
+ * `levelDurationMs + requestTimeoutMs`). Both scale with the endpoint's latency: the warm-up
+ * lasts until every sender has completed two requests (so the level runs at its full
+ * concurrency before measuring) and the window at least `levelLatencies` mean latencies of the
+ * level, so a level of 300 ms requests sees many waves of completions, not three. Every request started in the window is measured, also
  * when it ends after the window (no survivor bias); throughput counts responses completed in
  * the window. Warm-up and window end early once at least `minSamples` responses are in and more
  * than half of them failed (error or over the latency limit): such a level cannot pass and
@@ -160,6 +163,8 @@ export async function runLevel(
 
   let warmupDone = 0;
   let warmupBad = 0;
+  let warmupMsSum = 0;
+  let measuredMsSum = 0;
   const latencies = new SampleBuffer();
   let measuredDone = 0;
   let measuredBad = 0;
@@ -182,22 +187,36 @@ export async function runLevel(
         return;
       }
       const started = performance.now();
-      const measured = started >= t0;
       const shot = await shoot(pool, req, s.requestTimeoutMs, inFlight);
       if (signal.aborted) return;
       const now = performance.now();
+      // Judged at completion: the warm-up may have been extended while this request ran.
+      const measured = started >= t0;
       const isError = shot.status === 0 || shot.status >= 400;
       const bad = isError || shot.ms > s.latencyThresholdMs;
       if (shot.error && !firstError) firstError = shot.error;
       if (now >= t0 && now <= t1) inWindow++;
       if (!measured) {
         warmupDone++;
+        warmupMsSum += shot.ms;
         if (bad) warmupBad++;
         // A level that fails most requests in its warm-up starts measuring at once.
         if (warmupDone >= s.minSamples && warmupBad * 2 > warmupDone && now < t0) t0 = now;
+        // Slow requests: keep warming up until every sender has been through two of them
+        // (at most two mean latencies beyond `warmupMs`). Nothing measured yet, so moving the
+        // window's start only drops warm-up completions counted in it.
+        else if (measuredDone === 0 && warmupDone < 2 * concurrency) {
+          const mean = warmupMsSum / warmupDone;
+          const next = Math.min(now + mean, levelStart + s.warmupMs + 2 * mean);
+          if (next > t0) {
+            t0 = next;
+            inWindow = 0;
+          }
+        }
         continue;
       }
       measuredDone++;
+      measuredMsSum += shot.ms;
       latencies.push(shot.ms);
       const key = shot.timedOut ? 'timeout' : shot.status === 0 ? 'error' : String(shot.status);
       statuses[key] = (statuses[key] ?? 0) + 1;
@@ -206,12 +225,13 @@ export async function runLevel(
       if (bad) measuredBad++;
       if (stopping) continue;
       const elapsed = now - t0;
+      const span = Math.max(s.levelDurationMs, s.levelLatencies * (measuredMsSum / measuredDone));
       if (measuredDone >= s.minSamples && measuredBad * 2 > measuredDone) {
         early = true;
         stop(now);
-      } else if (elapsed >= s.levelDurationMs && measuredDone >= s.minSamples) {
+      } else if (elapsed >= span && measuredDone >= s.minSamples) {
         stop(now);
-      } else if (elapsed >= s.levelDurationMs + s.requestTimeoutMs) {
+      } else if (elapsed >= span + s.requestTimeoutMs) {
         stop(now);
       }
     }
@@ -253,6 +273,8 @@ export async function runLevel(
     littleConcurrency: round(littleConcurrency),
     littleOk: littleConcurrency >= 0.8 * concurrency,
     windowMs: Math.round(windowMs),
+    durationMs: Math.round(end - levelStart),
+    completions: inWindow,
     pass: failure === undefined,
     failure,
     early,

@@ -59,6 +59,8 @@ export function defaultProbeSettings(overrides: Partial<ProbeSettings> = {}): Pr
     requestTimeoutMs: latencyThresholdMs * 5,
     stopAtKnee: DEFAULTS.stopAtKnee,
     kneeMinGain: DEFAULTS.kneeMinGain,
+    throughputShare: DEFAULTS.throughputShare,
+    levelLatencies: DEFAULTS.levelLatencies,
     ...defined,
     latencyThresholdMs,
   };
@@ -156,6 +158,7 @@ export class ProbeService {
       target: label,
       levels,
       knee: outcome.knee,
+      choice: outcome.choice,
       thresholds: { errorThreshold: s.errorThreshold, latencyThresholdMs: s.latencyThresholdMs },
       requests: budget.used,
       startedAt: startedAt.toISOString(),

@@ -35,6 +35,17 @@ export interface ProbeSettings {
   stopAtKnee: boolean;
   /** Relative throughput gain per doubling below which the knee is reached. */
   kneeMinGain: number;
+  /**
+   * The capacity is the smallest measured concurrency whose throughput reaches this share of
+   * the peak throughput of the probe (within the error and latency limits).
+   */
+  throughputShare: number;
+  /**
+   * A level's warm-up and measured window each last at least this many of the level's own mean
+   * latencies (on top of `warmupMs` / `levelDurationMs`), so a slow endpoint's throughput
+   * reading spans many waves of completions.
+   */
+  levelLatencies: number;
 }
 
 /** Why a level did not pass. */
@@ -72,6 +83,10 @@ export interface LevelStats {
   littleOk: boolean;
   /** Measured window, ms (warm-up excluded). */
   windowMs: number;
+  /** Warm-up plus window: how long the level ran, ms. (Absent in reports before 0.2.) */
+  durationMs?: number;
+  /** Responses completed inside the measured window (the throughput's numerator). */
+  completions?: number;
   pass: boolean;
   failure?: LevelFailure;
   /** The level stopped before its window ended because most responses failed. */
@@ -98,6 +113,17 @@ export interface ProbeResult {
   levels: LevelStats[];
   /** Knee details when `stopReason` is `knee`. */
   knee?: { peakThroughputRps: number; baseLatencyMs: number; estimate: number };
+  /**
+   * How the capacity was picked: the peak throughput of the probe, the chosen level's
+   * throughput and its share of the peak (`throughputShare` rule).
+   */
+  choice?: {
+    peakThroughputRps: number;
+    peakConcurrency: number;
+    throughputRps: number;
+    throughputShare: number;
+    targetShare: number;
+  };
   thresholds: { errorThreshold: number; latencyThresholdMs: number };
   /** Requests sent, warm-up and repeats included. */
   requests: number;

@@ -5,8 +5,9 @@
  * - `default`: no capacity and probing disabled; `defaultCapacity` applies.
  * - `probing`: a probe is running; requests wait until it publishes a number.
  * - `fallback`: the shared store is unreachable and a local share of the cap applies.
+ * - `adaptive`: set by the adaptive controller (`adaptive: true`), which follows the backend.
  */
-export type CapacitySource = 'manual' | 'probe' | 'default' | 'probing' | 'fallback';
+export type CapacitySource = 'manual' | 'probe' | 'default' | 'probing' | 'fallback' | 'adaptive';
 
 /** Why a request was not admitted. */
 export type RejectReason =

@@ -1,0 +1,46 @@
+import type { PoolSnapshot } from '../storage/capacity-store.interface';
+import type { AdaptiveObservation } from './capacity-controller';
+
+/**
+ * Turns snapshots of one pool, taken several times per interval, into one observation: the
+ * admission rate from the pool's `admitted` counter (global with Redis), the mean number in
+ * flight from the samples, and the mean time a slot was held by Little's law (in flight /
+ * rate). The pool counts as saturated when at least half the samples found waiters or every
+ * slot busy.
+ */
+export class PoolSampler {
+  private samples = 0;
+  private activeSum = 0;
+  private busy = 0;
+  private start: { at: number; admitted: number } | null = null;
+
+  add(s: PoolSnapshot, at: number): void {
+    if (!this.start) this.start = { at, admitted: s.counters.admitted };
+    this.samples++;
+    this.activeSum += s.active;
+    if (s.queued > 0 || (s.capacity !== null && s.active >= s.capacity)) this.busy++;
+  }
+
+  /** The interval since the last call (or the first sample); `null` with fewer than 2 samples. */
+  take(s: PoolSnapshot, at: number, capacity: number): AdaptiveObservation | null {
+    const start = this.start;
+    const samples = this.samples;
+    const activeSum = this.activeSum;
+    const busy = this.busy;
+    this.start = { at, admitted: s.counters.admitted };
+    this.samples = 0;
+    this.activeSum = 0;
+    this.busy = 0;
+    if (!start || samples < 2 || at <= start.at) return null;
+    const completions = Math.max(0, s.counters.admitted - start.admitted);
+    const throughputRps = (completions * 1000) / (at - start.at);
+    const meanActive = activeSum / samples;
+    return {
+      capacity,
+      throughputRps,
+      latencyMs: throughputRps > 0 ? (meanActive * 1000) / throughputRps : 0,
+      completions,
+      saturated: busy * 2 >= samples,
+    };
+  }
+}
