@@ -120,27 +120,15 @@ export class AdmissionControl {
   }
 
   private take({ pool, req, raw, bodyUnread }: AdmissionRequest): Lease | Promise<Lease> {
-    const closed = this.gate.closedReason;
-    if (closed) {
-      this.store.recordRejection(pool.key);
-      this.events.emit(pool.key, closed, 0);
-      const retry = closed === 'unhealthy' ? this.gate.unhealthyRetryAfter : SHUTDOWN_RETRY_AFTER;
-      throw this.reject(raw, new BalancerUnavailableException(closed, retry));
-    }
-    const lease = this.store.tryAcquire?.(pool.key);
-    if (lease) {
-      this.events.emit(pool.key, 'admitted', 0);
-      return lease;
-    }
+    const lease = withRetryAfter(raw, () => this.immediate(pool));
+    if (lease) return lease;
     // Waiting with a body already read into memory: bounded by the pool's byte budget.
     const bytes = bodyUnread ? 0 : declaredBodyBytes(req.headers);
     if (!this.bodies.reserve(pool.key, bytes, pool.maxQueueBytes ?? 0)) {
-      this.store.recordRejection(pool.key);
-      this.events.emit(pool.key, 'queue_full', 0);
-      throw this.reject(raw, new BalancerUnavailableException('queue_full', pool.retryAfter));
+      throw withRetryAfter(raw, () => this.refuse(pool, 'queue_full'));
     }
-    if (bytes === 0) return this.wait(raw, pool);
-    return this.wait(raw, pool).finally(() => this.bodies.release(pool.key, bytes));
+    const waiting = this.wait(raw, pool);
+    return bytes === 0 ? waiting : waiting.finally(() => this.bodies.release(pool.key, bytes));
   }
 
   /** Wait in the pool's queue, leaving it if the client goes away. */
@@ -150,63 +138,118 @@ export class AdmissionControl {
       if (!raw.writableFinished) abort.abort();
     };
     raw.once('close', onGone);
+    try {
+      const lease = await this.queue(pool, abort.signal, () => new ClientClosedRequestException());
+      if (raw.destroyed || raw.writableFinished) {
+        // The client left between the grant and now: give the slot straight back.
+        void lease.release();
+        throw new ClientClosedRequestException();
+      }
+      return lease;
+    } catch (error) {
+      throw withRetryAfter(raw, () => error);
+    } finally {
+      raw.off('close', onGone);
+    }
+  }
+
+  /**
+   * A slot of `pool` for work that is not an HTTP request (`BalancerService.run`): the same gate,
+   * fast path, queue, counters and rejections. Aborting `signal` while queued leaves the queue
+   * and rejects with `signal.reason`; a slot granted to an aborted caller goes straight back.
+   */
+  acquire(pool: ResolvedPool, signal?: AbortSignal): Lease | Promise<Lease> {
+    signal?.throwIfAborted();
+    const lease = this.immediate(pool);
+    if (lease) return lease;
+    const aborted = (): unknown =>
+      signal?.reason ?? new DOMException('The wait for a slot was aborted', 'AbortError');
+    return this.queue(pool, signal, aborted).then((granted) => {
+      if (!signal?.aborted) return granted;
+      void granted.release();
+      throw aborted();
+    });
+  }
+
+  /** Gate closed: the 503 (counted). Else a slot at once when one is free and nobody waits. */
+  private immediate(pool: ResolvedPool): Lease | undefined {
+    const closed = this.gate.closedReason;
+    if (closed) throw this.refuse(pool, closed);
+    const lease = this.store.tryAcquire?.(pool.key) ?? undefined;
+    if (lease) this.events.emit(pool.key, 'admitted', 0);
+    return lease;
+  }
+
+  /** Wait in the pool's queue; rejects with the 503/504, or `aborted()` when `signal` fired. */
+  private async queue(
+    pool: ResolvedPool,
+    signal: AbortSignal | undefined,
+    aborted: () => unknown,
+  ): Promise<Lease> {
     const result = await this.store.acquire(pool.key, {
       timeoutMs: pool.queueTimeoutMs,
       maxQueue: pool.maxQueue,
-      signal: abort.signal,
+      signal,
     });
-    raw.off('close', onGone);
+    if (result.ok) {
+      this.events.emit(pool.key, 'admitted', result.waitedMs);
+      return result.lease;
+    }
+    const why = result.reason === 'closed' ? this.closedOutcome() : result.reason;
+    this.events.emit(pool.key, why, result.waitedMs);
+    switch (why) {
+      case 'aborted':
+        throw aborted();
+      case 'timeout':
+        throw new BalancerQueueTimeoutException(result.waitedMs / 1000, pool.retryAfter);
+      case 'queue_full':
+        throw new BalancerUnavailableException('queue_full', pool.retryAfter);
+      default:
+        throw this.unavailable(why);
+    }
+  }
 
-    if (!result.ok) {
-      this.events.emit(
-        pool.key,
-        result.reason === 'closed' ? this.closedOutcome() : result.reason,
-        result.waitedMs,
-      );
-      throw this.rejection(raw, pool, result.reason, result.waitedMs);
-    }
-    this.events.emit(pool.key, 'admitted', result.waitedMs);
-    if (raw.destroyed || raw.writableFinished) {
-      // The client left between the grant and now: give the slot straight back.
-      void result.lease.release();
-      throw new ClientClosedRequestException();
-    }
-    return result.lease;
+  /** A rejection before the queue (gate closed, byte budget spent): counted, then thrown. */
+  private refuse(
+    pool: ResolvedPool,
+    why: 'unhealthy' | 'shutting_down' | 'queue_full',
+  ): BalancerRejection {
+    this.store.recordRejection(pool.key);
+    this.events.emit(pool.key, why, 0);
+    return why === 'queue_full'
+      ? new BalancerUnavailableException('queue_full', pool.retryAfter)
+      : this.unavailable(why);
+  }
+
+  private unavailable(why: 'unhealthy' | 'shutting_down'): BalancerRejection {
+    const retry = why === 'unhealthy' ? this.gate.unhealthyRetryAfter : SHUTDOWN_RETRY_AFTER;
+    return new BalancerUnavailableException(why, retry);
   }
 
   private closedOutcome(): 'unhealthy' | 'shutting_down' {
     return this.gate.isShuttingDown ? 'shutting_down' : 'unhealthy';
   }
+}
 
-  private rejection(
-    raw: ServerResponse,
-    pool: ResolvedPool,
-    reason: 'queue_full' | 'timeout' | 'aborted' | 'closed',
-    waitedMs: number,
-  ): Error {
-    switch (reason) {
-      case 'aborted':
-        return new ClientClosedRequestException();
-      case 'timeout':
-        return this.reject(
-          raw,
-          new BalancerQueueTimeoutException(waitedMs / 1000, pool.retryAfter),
-        );
-      case 'queue_full':
-        return this.reject(raw, new BalancerUnavailableException('queue_full', pool.retryAfter));
-      case 'closed': {
-        const why = this.closedOutcome();
-        const retry = why === 'unhealthy' ? this.gate.unhealthyRetryAfter : SHUTDOWN_RETRY_AFTER;
-        return this.reject(raw, new BalancerUnavailableException(why, retry));
-      }
-    }
+/**
+ * Run `fn`; a `BalancerRejection` it throws (or returns) gets its `Retry-After` header on the raw
+ * response first. Returns what `fn` returned otherwise.
+ */
+function withRetryAfter<T>(raw: ServerResponse, fn: () => T): T {
+  let value: T;
+  try {
+    value = fn();
+  } catch (error) {
+    setRetryAfter(raw, error);
+    throw error;
   }
+  setRetryAfter(raw, value);
+  return value;
+}
 
-  private reject(raw: ServerResponse, error: BalancerRejection): BalancerRejection {
-    if (!raw.headersSent)
-      raw.setHeader('Retry-After', String(Math.max(1, Math.ceil(error.retryAfter))));
-    return error;
-  }
+function setRetryAfter(raw: ServerResponse, error: unknown): void {
+  if (error instanceof BalancerRejection && !raw.headersSent)
+    raw.setHeader('Retry-After', String(Math.max(1, Math.ceil(error.retryAfter))));
 }
 
 /** The path pattern the HTTP adapter matched (Express `req.route.path`, Fastify `routeOptions.url`). */

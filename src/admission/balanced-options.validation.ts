@@ -29,6 +29,11 @@ class BalancedOptionsSchema {
   maxQueue?: number;
 
   @IsOptional()
+  @IsInt({ message: '$property must be a whole number of bytes' })
+  @Min(0, { message: '$property must be a whole number of bytes' })
+  maxQueueBytes?: number;
+
+  @IsOptional()
   @IsString()
   pool?: string;
 

@@ -1,5 +1,6 @@
 import { Latch, waitFor } from '../../test/harness/wait-for';
 import { MemoryCapacityStore } from '../storage/memory-capacity.store';
+import { AdmissionControl } from './admission-control';
 import { AdmissionEvents, type AdmissionEvent } from './admission-events';
 import { AdmissionGate } from './admission-gate';
 import {
@@ -7,7 +8,9 @@ import {
   BalancerUnavailableException,
 } from './admission.exceptions';
 import { BalancerPoolNotFoundError, BalancerService } from './balancer.service';
+import { QueuedBodyBytes } from './body-budget';
 import { PoolRegistry, type ResolvedPool } from './pool-registry';
+import { ProbeTokens } from './probe-tokens';
 
 function pool(key: string, queueTimeoutMs = 30_000, maxQueue = 100): ResolvedPool {
   return {
@@ -21,7 +24,7 @@ function pool(key: string, queueTimeoutMs = 30_000, maxQueue = 100): ResolvedPoo
   };
 }
 
-/** The service on the real memory store, registry, gate and events (no Nest app needed). */
+/** The service on the real memory store, registry, gate, events and admission (no Nest app needed). */
 async function setup(pools: ResolvedPool[], capacity = 2) {
   const store = new MemoryCapacityStore();
   const registry = new PoolRegistry();
@@ -33,7 +36,15 @@ async function setup(pools: ResolvedPool[], capacity = 2) {
     registry.addPool(p);
     await store.setCapacity(p.key, capacity, 'manual');
   }
-  const service = new BalancerService(registry, store, gate, events);
+  const control = new AdmissionControl(
+    registry,
+    store,
+    gate,
+    new ProbeTokens(store),
+    events,
+    new QueuedBodyBytes(),
+  );
+  const service = new BalancerService(registry, control);
   return { store, gate, service, seen };
 }
 

@@ -1,14 +1,6 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { CapacityStore, type Lease } from '../storage/capacity-store.interface';
-import { AdmissionEvents } from './admission-events';
-import { AdmissionGate } from './admission-gate';
-import { SHUTDOWN_RETRY_AFTER } from './admission-control';
-import {
-  BalancerQueueTimeoutException,
-  BalancerUnavailableException,
-  type BalancerRejection,
-} from './admission.exceptions';
-import { PoolRegistry, type ResolvedPool } from './pool-registry';
+import { Injectable } from '@nestjs/common';
+import { AdmissionControl } from './admission-control';
+import { PoolRegistry } from './pool-registry';
 
 export interface BalancerRunOptions {
   /**
@@ -56,9 +48,7 @@ export class BalancerPoolNotFoundError extends Error {
 export class BalancerService {
   constructor(
     private readonly registry: PoolRegistry,
-    @Inject(CapacityStore) private readonly store: CapacityStore,
-    private readonly gate: AdmissionGate,
-    private readonly events: AdmissionEvents,
+    private readonly control: AdmissionControl,
   ) {}
 
   async run<T>(
@@ -73,61 +63,11 @@ export class BalancerService {
         this.registry.all().map((p) => p.key),
       );
     }
-    options.signal?.throwIfAborted();
-    const lease = await this.acquire(resolved, options.signal);
+    const lease = await this.control.acquire(resolved, options.signal);
     try {
       return await fn();
     } finally {
       void lease.release();
     }
-  }
-
-  private async acquire(pool: ResolvedPool, signal: AbortSignal | undefined): Promise<Lease> {
-    const closed = this.gate.closedReason;
-    if (closed) {
-      this.store.recordRejection(pool.key);
-      this.events.emit(pool.key, closed, 0);
-      throw this.closedError(closed);
-    }
-    const fast = this.store.tryAcquire?.(pool.key);
-    if (fast) {
-      this.events.emit(pool.key, 'admitted', 0);
-      return fast;
-    }
-    const result = await this.store.acquire(pool.key, {
-      timeoutMs: pool.queueTimeoutMs,
-      maxQueue: pool.maxQueue,
-      signal,
-    });
-    if (result.ok) {
-      this.events.emit(pool.key, 'admitted', result.waitedMs);
-      if (signal?.aborted) {
-        // Aborted between the grant and now: the caller is gone, give the slot straight back.
-        void result.lease.release();
-        throw signal.reason;
-      }
-      return result.lease;
-    }
-    const why = result.reason === 'closed' ? this.closedReasonNow() : result.reason;
-    this.events.emit(pool.key, why, result.waitedMs);
-    switch (why) {
-      case 'aborted':
-        throw signal?.reason ?? new DOMException('The wait for a slot was aborted', 'AbortError');
-      case 'timeout':
-        throw new BalancerQueueTimeoutException(result.waitedMs / 1000, pool.retryAfter);
-      case 'queue_full':
-        throw new BalancerUnavailableException('queue_full', pool.retryAfter);
-      default:
-        throw this.closedError(why);
-    }
-  }
-
-  private closedReasonNow(): 'unhealthy' | 'shutting_down' {
-    return this.gate.isShuttingDown ? 'shutting_down' : 'unhealthy';
-  }
-
-  private closedError(reason: 'unhealthy' | 'shutting_down'): BalancerRejection {
-    const retry = reason === 'unhealthy' ? this.gate.unhealthyRetryAfter : SHUTDOWN_RETRY_AFTER;
-    return new BalancerUnavailableException(reason, retry);
   }
 }

@@ -64,6 +64,8 @@ export interface WatchedRoute extends PoolRoute {
 export class PoolRegistry {
   private readonly byClass = new Map<object, Map<string, WatchedRoute[]>>();
   private readonly byRoute = new Map<string, WatchedRoute>();
+  /** `METHOD path` served by routes of different pools (e.g. header-versioned): no route. */
+  private readonly shared = new Set<string>();
   private readonly pools = new Map<string, ResolvedPool>();
   private readonly list: WatchedRoute[] = [];
 
@@ -75,7 +77,10 @@ export class PoolRegistry {
     const same = methods.get(route.name);
     if (same) same.push(route);
     else methods.set(route.name, [route]);
-    this.byRoute.set(`${route.method} ${route.path}`, route);
+    const key = `${route.method} ${route.path}`;
+    const before = this.byRoute.get(key);
+    if (before && before.pool !== route.pool) this.shared.add(key);
+    this.byRoute.set(key, route);
   }
 
   /** A pool without routes yet (tests, `BalancerService.run` pools). */
@@ -103,11 +108,18 @@ export class PoolRegistry {
 
   /**
    * The watched route registered for an HTTP method and a path pattern as Nest registered it
-   * (global prefix, module path and URI version included: `/v1/items/:id`), or `undefined`.
+   * (global prefix, module path and URI version included: `/v1/items/:id`), or `undefined`;
+   * also `undefined` when routes of different pools share that method and path (header or
+   * media-type versions): only the handler tells them apart.
    */
   forRoute(method: string, path: string): WatchedRoute | undefined {
     const p = normalizePath(path);
-    return this.byRoute.get(`${method.toUpperCase()} ${p}`) ?? this.byRoute.get(`ALL ${p}`);
+    for (const key of [`${method.toUpperCase()} ${p}`, `ALL ${p}`]) {
+      if (this.shared.has(key)) return undefined;
+      const route = this.byRoute.get(key);
+      if (route) return route;
+    }
+    return undefined;
   }
 
   routes(): WatchedRoute[] {

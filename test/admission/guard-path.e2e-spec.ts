@@ -146,7 +146,6 @@ class BaseRoutes {
   @Get('echo')
   @Balanced({ capacity: 2 })
   echo(@Query('v') v: string): { v: string; args: number } {
-    // eslint-disable-next-line prefer-rest-params
     return { v, args: arguments.length };
   }
 }
