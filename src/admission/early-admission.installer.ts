@@ -15,20 +15,19 @@ interface ExpressApp {
   router?: { stack?: Array<{ name?: string; handle?: { name?: string } }> };
   [verb: string]: unknown;
 }
-interface FastifyRequestLike {
-  method: string;
-  raw: IncomingMessage;
-  routeOptions?: { url?: string };
+type PreParsingHook = (
+  request: { raw: IncomingMessage },
+  reply: { raw: ServerResponse },
+  payload: unknown,
+  done: (error: unknown, payload?: unknown) => void,
+) => void;
+interface FastifyRouteOptions {
+  method: string | string[];
+  url: string;
+  preParsing?: PreParsingHook | PreParsingHook[];
 }
 interface FastifyApp {
-  addHook(
-    name: 'preParsing',
-    hook: (
-      request: FastifyRequestLike,
-      reply: { raw: ServerResponse },
-      payload: unknown,
-    ) => Promise<unknown>,
-  ): unknown;
+  addHook(name: 'onRoute', hook: (route: FastifyRouteOptions) => void): unknown;
 }
 interface BodyParserAdapter {
   useBodyParser?(type: string, rawBody: boolean, options: Record<string, unknown>): unknown;
@@ -42,7 +41,7 @@ export type AdmissionPoint = 'before-body' | 'after-body';
  * `BalancerModule.configure()`, after discovery and before Nest registers middleware and routes.
  *
  * - Fastify: a `preParsing` hook (runs after `onRequest` hooks and Nest middleware, before the
- *   content-type parser) finds the pool from the matched route (`request.routeOptions.url`).
+ *   content-type parser), put by an `onRoute` hook on the watched routes only (pool by closure).
  * - Express: body parsers registered before the modules are configured (Nest's own, on by
  *   default; `app.useBodyParser()`; `app.use(express.json())` in `main.ts`) have already read the
  *   body, so admission stays with the guard and `maxQueueBytes` bounds the waiting bodies. With
@@ -87,11 +86,28 @@ export class EarlyAdmissionInstaller {
     if (this.options.bodyParser) {
       this.log('log', 'bodyParser option ignored on Fastify: it reads bodies after admission');
     }
-    app.addHook('preParsing', async (request, reply, payload) => {
-      const url = request.routeOptions?.url;
-      const route = url === undefined ? undefined : this.registry.forRoute(request.method, url);
-      if (route) await this.early.admit(route.pool, request.raw, reply.raw);
-      return payload;
+    // A route-level hook on the watched routes only: other routes pay nothing, and a free slot
+    // is taken without a promise.
+    app.addHook('onRoute', (route) => {
+      const methods = Array.isArray(route.method) ? route.method : [route.method];
+      const watched = methods
+        .map((m) => this.registry.forRoute(m, route.url))
+        .find((r) => r !== undefined);
+      if (!watched) return;
+      const pool = watched.pool;
+      const hook: PreParsingHook = (request, reply, payload, done) => {
+        let admitted: void | Promise<void>;
+        try {
+          admitted = this.early.admit(pool, request.raw, reply.raw);
+        } catch (error) {
+          done(error);
+          return;
+        }
+        if (admitted === undefined) done(null, payload);
+        else admitted.then(() => done(null, payload), done);
+      };
+      const before = route.preParsing;
+      route.preParsing = before === undefined ? [hook] : [...[before].flat(), hook];
     });
     return 'before-body';
   }
@@ -112,7 +128,15 @@ export class EarlyAdmissionInstaller {
     }
     for (const pool of this.registry.all()) {
       const handler: ExpressHandler = (req, res, next) => {
-        this.early.admit(pool, req, res).then(() => next(), next);
+        let admitted: void | Promise<void>;
+        try {
+          admitted = this.early.admit(pool, req, res);
+        } catch (error) {
+          next(error);
+          return;
+        }
+        if (admitted === undefined) next();
+        else admitted.then(() => next(), next);
       };
       for (const r of pool.routes) {
         const verb = r.method === 'ALL' ? 'all' : r.method.toLowerCase();

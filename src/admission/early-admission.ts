@@ -34,25 +34,31 @@ export class EarlyAdmission {
   ) {}
 
   /**
-   * Resolves once the request holds a slot of `pool` (or when admission does not apply: the
-   * probe's own requests); rejects with the 503/504/client-closed exception otherwise. A
-   * rejection of a request whose body was not read carries `Connection: close`.
+   * Admits `req` to `pool`: returns at once when a slot was free (or admission does not apply:
+   * the probe's own requests), else a promise that resolves once the request holds a slot.
+   * Throws (or rejects with) the 503/504/client-closed exception otherwise; a rejection of a
+   * request whose body was not read carries `Connection: close`.
    */
-  async admit(pool: ResolvedPool, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  admit(pool: ResolvedPool, req: IncomingMessage, res: ServerResponse): void | Promise<void> {
     if (admissionOf(req)) return;
     const probe = req.headers[PROBE_HEADER];
     if (probe !== undefined && this.tokens.accepts(pool.key, probe)) return;
-    let lease: Lease;
+    let admitted: Lease | Promise<Lease>;
     try {
-      const admitted = this.control.admit({ pool, req, raw: res, bodyUnread: true });
-      lease = admitted instanceof Promise ? await this.waitAlive(admitted, req, res) : admitted;
+      admitted = this.control.admit({ pool, req, raw: res, bodyUnread: true });
     } catch (error) {
-      if (error instanceof BalancerRejection && !req.complete && !res.headersSent) {
-        // The body is still in the client: answer without reading it, then close.
-        res.setHeader('Connection', 'close');
-      }
-      throw error;
+      throw closeUnread(error, req, res);
     }
+    if (!(admitted instanceof Promise)) return this.hold(admitted, req, res);
+    return this.waitAlive(admitted, req, res).then(
+      (lease) => this.hold(lease, req, res),
+      (error: unknown) => {
+        throw closeUnread(error, req, res);
+      },
+    );
+  }
+
+  private hold(lease: Lease, req: IncomingMessage, res: ServerResponse): void {
     const state = attachAdmission(lease, req, res);
     if (hasBody(req.headers)) armBodyDeadline(req, res, state, this.options.bodyTimeout);
   }
@@ -73,4 +79,12 @@ export class EarlyAdmission {
       clearInterval(tick);
     }
   }
+}
+
+/** A rejection of a request whose body is still in the client: answer without reading it, then close. */
+function closeUnread(error: unknown, req: IncomingMessage, res: ServerResponse): unknown {
+  if (error instanceof BalancerRejection && !req.complete && !res.headersSent) {
+    res.setHeader('Connection', 'close');
+  }
+  return error;
 }
