@@ -6,6 +6,12 @@ import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import { EarlyAdmission } from './early-admission';
 import { PoolRegistry } from './pool-registry';
 
+/**
+ * Methods whose requests carry no body: nothing to keep out of memory, so the guard (or
+ * interceptor) admits them and they pay for no extra hook.
+ */
+const BODYLESS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
 /** Names body-parser gives its middleware (Nest's own parsers, `app.useBodyParser`, `express.json()`). */
 const BODY_PARSER_NAMES = new Set(['jsonParser', 'urlencodedParser', 'textParser', 'rawParser']);
 
@@ -72,9 +78,11 @@ export class EarlyAdmissionInstaller {
       for (const r of pool.routes) {
         this.log(
           'log',
-          point === 'before-body'
-            ? `${r.method} ${r.path}: admitted before its body is read`
-            : `${r.method} ${r.path}: admitted after body parsing (the app parses bodies first); ` +
+          BODYLESS.has(r.method)
+            ? `${r.method} ${r.path}: admitted after routing (no request body)`
+            : point === 'before-body'
+              ? `${r.method} ${r.path}: admitted before its body is read`
+              : `${r.method} ${r.path}: admitted after body parsing (the app parses bodies first); ` +
                 `waiting bodies bounded by maxQueueBytes`,
         );
       }
@@ -91,6 +99,7 @@ export class EarlyAdmissionInstaller {
     app.addHook('onRoute', (route) => {
       const methods = Array.isArray(route.method) ? route.method : [route.method];
       const watched = methods
+        .filter((m) => !BODYLESS.has(m.toUpperCase()))
         .map((m) => this.registry.forRoute(m, route.url))
         .find((r) => r !== undefined);
       if (!watched) return;
@@ -139,6 +148,7 @@ export class EarlyAdmissionInstaller {
         else admitted.then(() => next(), next);
       };
       for (const r of pool.routes) {
+        if (BODYLESS.has(r.method)) continue;
         const verb = r.method === 'ALL' ? 'all' : r.method.toLowerCase();
         const register = app[verb];
         if (typeof register === 'function') {
