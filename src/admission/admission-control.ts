@@ -203,7 +203,10 @@ export class AdmissionControl {
       case 'timeout':
         throw new BalancerQueueTimeoutException(result.waitedMs / 1000, pool.retryAfter);
       case 'queue_full':
-        throw new BalancerUnavailableException('queue_full', pool.retryAfter);
+      case 'tenant_queue_full':
+        throw new BalancerUnavailableException(why, pool.retryAfter);
+      case 'shed':
+        throw new BalancerUnavailableException('shed', result.retryAfterS ?? pool.retryAfter);
       default:
         throw this.unavailable(why);
     }

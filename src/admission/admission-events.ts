@@ -1,7 +1,14 @@
 import { Injectable } from '@nestjs/common';
 
 export type AdmissionOutcome =
-  'admitted' | 'queue_full' | 'timeout' | 'aborted' | 'unhealthy' | 'shutting_down';
+  | 'admitted'
+  | 'queue_full'
+  | 'tenant_queue_full'
+  | 'shed'
+  | 'timeout'
+  | 'aborted'
+  | 'unhealthy'
+  | 'shutting_down';
 
 export interface AdmissionEvent {
   pool: string;

@@ -1,11 +1,18 @@
 import { HttpException, HttpStatus } from '@nestjs/common';
 
-export type UnavailableReason = 'unhealthy' | 'shutting_down' | 'queue_full';
+export type UnavailableReason =
+  | 'unhealthy'
+  | 'shutting_down'
+  | 'queue_full'
+  | 'shed'
+  | 'tenant_queue_full';
 
 const MESSAGES: Record<UnavailableReason, string> = {
   unhealthy: 'The service is unhealthy; try again later',
   shutting_down: 'The service is shutting down; try another instance',
   queue_full: 'Too many requests are already waiting for this endpoint',
+  shed: 'The endpoint is overloaded: this request would wait longer than its queue target',
+  tenant_queue_full: 'Too many requests of this client are already waiting for this endpoint',
 };
 
 /** Base of the balancer's rejections: carries the `Retry-After` seconds. */
@@ -28,7 +35,7 @@ export abstract class BalancerRejection extends HttpException {
   }
 }
 
-/** 503: unhealthy, shutting down, or the queue is full. */
+/** 503: unhealthy, shutting down, the queue is full (for everyone or the tenant), or shed. */
 export class BalancerUnavailableException extends BalancerRejection {
   constructor(reason: UnavailableReason, retryAfter: number) {
     super(MESSAGES[reason], HttpStatus.SERVICE_UNAVAILABLE, reason, retryAfter);

@@ -18,7 +18,11 @@ export type RejectReason =
   /** The caller aborted (client disconnected); nothing is sent. */
   | 'aborted'
   /** Admission is closed: unhealthy or shutting down (503). */
-  | 'closed';
+  | 'closed'
+  /** `queueTargetMs`: the queue is standing and this request would wait past the target (503 at once). */
+  | 'shed'
+  /** The caller's tenant already has `maxQueuePerTenant` waiters (503 for that tenant only). */
+  | 'tenant_queue_full';
 
 export interface AcquireOptions {
   /** How long the request may wait in the queue, in milliseconds. */
@@ -27,6 +31,28 @@ export interface AcquireOptions {
   maxQueue: number;
   /** Aborts the wait (the client went away). An aborted waiter never receives a slot. */
   signal?: AbortSignal;
+  /**
+   * Fair-share key of the caller, already bounded by the caller (see `normalizeTenant`).
+   * `undefined`: the pool's one shared default tenant. Waiters are served round-robin across
+   * tenants, each tenant's own in arrival order (see `queue-order.ts`).
+   */
+  tenant?: string;
+  /** Higher is served first (integer, default 0), aged by `priorityAging`. */
+  priority?: number;
+  /**
+   * How many places in the queue one step of priority is worth (default 1,000): a request
+   * overtakes only waiters that queued less than `priorityAging x (its priority - theirs)`
+   * rounds before it, so a waiting request is never overtaken for ever (see `queue-order.ts`).
+   */
+  priorityAging?: number;
+  /** Largest number of waiters of one tenant; undefined or 0: no per-tenant limit. */
+  maxQueuePerTenant?: number;
+  /**
+   * Bounded queue delay in ms (undefined: off). While the queue is standing (every request
+   * granted from it over the last `queueTargetIntervalMs(target)` waited longer than the target),
+   * a request that would wait longer than the target is answered `shed` at once.
+   */
+  queueTargetMs?: number;
 }
 
 /** A held slot. `release()` is idempotent: the second and later calls do nothing. */
@@ -38,7 +64,13 @@ export interface Lease {
 
 export type AcquireResult =
   | { readonly ok: true; readonly lease: Lease; readonly waitedMs: number }
-  | { readonly ok: false; readonly reason: RejectReason; readonly waitedMs: number };
+  | {
+      readonly ok: false;
+      readonly reason: RejectReason;
+      readonly waitedMs: number;
+      /** `shed` only: seconds until the queue ahead is expected to drain (observed drain rate). */
+      readonly retryAfterS?: number;
+    };
 
 /** Counters kept per pool since the store started (Redis: since the keys were created). */
 export interface PoolCounters {
@@ -47,6 +79,24 @@ export interface PoolCounters {
   rejected: number;
   /** 504s: queue wait expired. */
   timedOut: number;
+  /** Of `rejected`: 503s from `queueTargetMs` (shed) and `maxQueuePerTenant`. */
+  shed: number;
+}
+
+/** One tenant's count in a snapshot's top lists. */
+export interface TenantCount {
+  tenant: string;
+  count: number;
+}
+
+/**
+ * Per-tenant numbers of a pool, bounded: at most `TOP_TENANTS` entries per list, largest first.
+ * `admitted` counts since the store started, approximately for tenants that left the tracked
+ * set (a bounded heavy-hitters table, see `queue-order.ts`).
+ */
+export interface TenantSnapshot {
+  queued: TenantCount[];
+  admitted: TenantCount[];
 }
 
 export interface PoolSnapshot {
@@ -63,6 +113,14 @@ export interface PoolSnapshot {
    * share while Redis is unreachable).
    */
   workers: number;
+  /** Top tenants by queued and by admitted; absent when no request of the pool named a tenant. */
+  tenants?: TenantSnapshot;
+  /**
+   * `queueTargetMs`: true while the queue counts as standing (new requests that would wait past
+   * the target are shed); `drainMs` the observed mean gap between grants from the queue (null
+   * until measured).
+   */
+  overload?: { shedding: boolean; drainMs: number | null };
 }
 
 /** A probe result as stored, with enough metadata to show and to decide on reuse. */

@@ -66,7 +66,7 @@ export class MemoryCapacityStore implements CapacityStore {
         source: 'probing',
         active: 0,
         queue: new Map(),
-        counters: { admitted: 0, rejected: 0, timedOut: 0 },
+        counters: { admitted: 0, rejected: 0, timedOut: 0, shed: 0 },
       };
       this.pools.set(name, p);
     }

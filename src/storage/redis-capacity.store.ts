@@ -292,7 +292,7 @@ export class RedisCapacityStore implements CapacityStore {
             p.keys.four,
             [],
           );
-        p.counters = { admitted, rejected, timedOut };
+        p.counters = { admitted, rejected, timedOut, shed: p.counters.shed };
         p.learn(capacity, source);
         return {
           pool,
@@ -318,6 +318,7 @@ export class RedisCapacityStore implements CapacityStore {
         admitted: p.counters.admitted + p.deltas.admitted,
         rejected: p.counters.rejected + p.deltas.rejected,
         timedOut: p.counters.timedOut + p.deltas.timedOut,
+        shed: p.counters.shed + p.deltas.shed,
       },
       workers: p.workers,
     };

@@ -64,7 +64,7 @@ export class PoolState {
 }
 
 export function zero(): PoolCounters {
-  return { admitted: 0, rejected: 0, timedOut: 0 };
+  return { admitted: 0, rejected: 0, timedOut: 0, shed: 0 };
 }
 
 /** The pools this process has used, created on first use. */
