@@ -122,6 +122,12 @@ export class AdmissionControl {
   }
 
   private take({ pool, req, raw, bodyUnread }: AdmissionRequest): Lease | Promise<Lease> {
+    // The common case first, with nothing allocated: the gate is open and a slot is free.
+    const free = this.gate.closedReason === null ? this.store.tryAcquire?.(pool.key) : undefined;
+    if (free) {
+      this.events.emit(pool.key, 'admitted', 0);
+      return free;
+    }
     const lease = withRetryAfter(raw, () => this.immediate(pool));
     if (lease) return lease;
     // Waiting with a body already read into memory: bounded by the pool's byte budget.
