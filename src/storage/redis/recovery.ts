@@ -58,8 +58,9 @@ export class Recovery {
     this.ctx.warn(
       `Redis unreachable (${message(err)}); reusing this worker's slots for at most ${this.ctx.tuning.fallbackWindowMs} ms after its last heartbeat, then answering 503 until Redis returns`,
     );
-    this.parts.queue.allToLocal();
+    // The window first: the waiters moved to local admission are judged by it.
     this.parts.fallback.enter(this.parts.heartbeat.confirmedAt);
+    this.parts.queue.allToLocal();
     this.schedule();
   }
 
