@@ -1,4 +1,5 @@
-import type { AcquireResult } from '../capacity-store.interface';
+import type { AcquireOptions, AcquireResult } from '../capacity-store.interface';
+import { DEFAULT_PRIORITY_AGING } from '../queue-order';
 import type { CommandRunner } from './command-runner';
 import type { PoolState, PoolTable, Slot } from './pool-state';
 
@@ -52,17 +53,41 @@ export interface StoreContext {
   /** A command failed: Redis counts as unreachable. */
   degrade(err: unknown): void;
   /** Continue an acquire in local admission (Redis became unreachable while it waited). */
-  acquireLocal(
-    p: PoolState,
-    start: number,
-    deadline: number,
-    maxQueue: number,
-    signal?: AbortSignal,
-  ): Promise<AcquireResult>;
+  acquireLocal(p: PoolState, req: AcquireRequest): Promise<AcquireResult>;
   warn(text: string): void;
   log(text: string): void;
 }
 
 export function jitter(ms: number): number {
   return ms * (0.5 + Math.random());
+}
+
+/** One acquire as the global queue and the local fallback take it: the options, resolved. */
+export interface AcquireRequest {
+  /** `performance.now()` when the acquire began, and when its wait ends. */
+  readonly start: number;
+  readonly deadline: number;
+  readonly maxQueue: number;
+  readonly signal?: AbortSignal;
+  /** `''`: the pool's shared default tenant. */
+  readonly tenant: string;
+  readonly priority: number;
+  readonly priorityAging: number;
+  /** 0: no per-tenant limit. */
+  readonly maxQueuePerTenant: number;
+  readonly queueTargetMs?: number;
+}
+
+export function acquireRequest(options: AcquireOptions, start: number): AcquireRequest {
+  return {
+    start,
+    deadline: start + Math.max(0, options.timeoutMs),
+    maxQueue: options.maxQueue,
+    signal: options.signal,
+    tenant: options.tenant || '',
+    priority: options.priority ?? 0,
+    priorityAging: options.priorityAging ?? DEFAULT_PRIORITY_AGING,
+    maxQueuePerTenant: options.maxQueuePerTenant ?? 0,
+    queueTargetMs: options.queueTargetMs,
+  };
 }

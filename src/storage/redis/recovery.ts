@@ -124,7 +124,7 @@ export class Recovery {
     for (const [p, ids] of byPool) {
       this.ctx
         .runner()
-        .script('balancerRelease', p.keys.four, [...this.ctx.common(), ...ids])
+        .script('balancerRelease', p.keys.script, [...this.ctx.common(), ...ids])
         .catch((err: unknown) => {
           ids.forEach((id) => p.orphans.add(id));
           this.ctx.degrade(err);
@@ -151,7 +151,7 @@ export class Recovery {
     try {
       reply = await this.ctx
         .runner()
-        .script('balancerAdopt', p.keys.five, [
+        .script('balancerAdopt', p.keys.script, [
           ...this.ctx.common(),
           this.ctx.processId,
           p.epoch,
@@ -163,6 +163,7 @@ export class Recovery {
           d.admitted,
           d.rejected,
           d.timedOut,
+          d.shed,
           running.length,
           ...running.map((s) => s.id),
           ...drop,
