@@ -16,6 +16,7 @@ import type {
 import { message, type CommandRunner } from './redis/command-runner';
 import {
   acquireRequest,
+  resolveTuning,
   type AcquireRequest,
   type RedisStoreTuning,
   type StoreContext,
@@ -83,19 +84,7 @@ export class RedisCapacityStore implements CapacityStore {
   ) {
     if (settings.logger) this.logger = new Logger('BalancerRedisStore');
     this.ttlMs = Math.round(storage.leaseTtl * 1000);
-    const window = storage.fallbackWindow ?? storage.leaseTtl * 0.6;
-    this.tuning = {
-      heartbeatMs: Math.max(50, Math.floor(this.ttlMs / 3)),
-      pollMs: Math.min(500, Math.max(20, Math.floor(this.ttlMs / 4))),
-      commandTimeoutMs: Math.min(2000, Math.max(100, Math.floor(this.ttlMs / 2))),
-      connectWaitMs: 3000,
-      recoverMs: 500,
-      fallbackWindowMs: Math.round(window * 1000),
-      claimMs: Math.min(this.ttlMs, 1000),
-      ...settings.tuning,
-    };
-    if (this.tuning.fallbackWindowMs >= this.ttlMs)
-      throw new Error('storage.fallbackWindow must be shorter than storage.leaseTtl');
+    this.tuning = resolveTuning(storage, settings.tuning);
     this.grantPrefix = grantPrefix(storage.keyPrefix);
     const common = [this.ttlMs, this.tuning.claimMs, this.grantPrefix];
     this.pools = new PoolTable(storage.keyPrefix, (p) => this.register(p));
@@ -305,21 +294,7 @@ export class RedisCapacityStore implements CapacityStore {
         this.ctx.degrade(err);
       }
     }
-    return {
-      pool,
-      // The slots this worker may still use on its own (0 once the fallback window is over).
-      capacity: this.fallback.capacity(p),
-      source: 'fallback',
-      active: p.slots.size,
-      queued: this.fallback.queued(p),
-      counters: {
-        admitted: p.counters.admitted + p.deltas.admitted,
-        rejected: p.counters.rejected + p.deltas.rejected,
-        timedOut: p.counters.timedOut + p.deltas.timedOut,
-        shed: p.counters.shed + p.deltas.shed,
-      },
-      workers: p.workers,
-    };
+    return this.fallback.snapshot(p);
   }
 
   // ---------------------------------------------------------------- probe results and lock

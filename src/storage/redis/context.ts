@@ -24,6 +24,28 @@ export interface RedisStoreTuning {
   claimMs: number;
 }
 
+/** The tuning of a store: derived from `leaseTtl` and `fallbackWindow` (s), then overridden. */
+export function resolveTuning(
+  storage: { leaseTtl: number; fallbackWindow?: number },
+  overrides: Partial<RedisStoreTuning> = {},
+): RedisStoreTuning {
+  const ttlMs = Math.round(storage.leaseTtl * 1000);
+  const window = storage.fallbackWindow ?? storage.leaseTtl * 0.6;
+  const tuning = {
+    heartbeatMs: Math.max(50, Math.floor(ttlMs / 3)),
+    pollMs: Math.min(500, Math.max(20, Math.floor(ttlMs / 4))),
+    commandTimeoutMs: Math.min(2000, Math.max(100, Math.floor(ttlMs / 2))),
+    connectWaitMs: 3000,
+    recoverMs: 500,
+    fallbackWindowMs: Math.round(window * 1000),
+    claimMs: Math.min(ttlMs, 1000),
+    ...overrides,
+  };
+  if (tuning.fallbackWindowMs >= ttlMs)
+    throw new Error('storage.fallbackWindow must be shorter than storage.leaseTtl');
+  return tuning;
+}
+
 /**
  * Where admission runs.
  * - `online`: every slot is a lease in Redis; waiters sit in the global queue.

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { AcquireResult } from '../capacity-store.interface';
+import type { AcquireResult, PoolSnapshot } from '../capacity-store.interface';
 import type { AcquireRequest, StoreContext } from './context';
 import type { PoolState, Slot } from './pool-state';
 
@@ -212,16 +212,30 @@ export class LocalFallback {
     }
   }
 
-  /** Usable slots of `p` right now: held (running) ones within their time plus free ones. */
-  capacity(p: PoolState): number {
-    let n = 0;
-    for (const s of p.slots) if (this.usable(s.expiresBy)) n++;
-    for (const f of this.free.get(p) ?? []) if (this.usable(f.expiresBy)) n++;
-    return n;
-  }
-
-  queued(p: PoolState): number {
-    return this.waiters.filter((w) => w.pool === p).length;
+  /**
+   * What this process sees of `p` while cut off: the slots it may still use on its own (held
+   * ones within their time plus free ones; 0 once the window is over), its own queue, and the
+   * last global counters plus its local counts. No per-tenant or queueTargetMs part.
+   */
+  snapshot(p: PoolState): PoolSnapshot {
+    let capacity = 0;
+    for (const s of p.slots) if (this.usable(s.expiresBy)) capacity++;
+    for (const f of this.free.get(p) ?? []) if (this.usable(f.expiresBy)) capacity++;
+    const { counters: c, deltas: d } = p;
+    return {
+      pool: p.name,
+      capacity,
+      source: 'fallback',
+      active: p.slots.size,
+      queued: this.waiters.filter((w) => w.pool === p).length,
+      counters: {
+        admitted: c.admitted + d.admitted,
+        rejected: c.rejected + d.rejected,
+        timedOut: c.timedOut + d.timedOut,
+        shed: c.shed + d.shed,
+      },
+      workers: p.workers,
+    };
   }
 
   stop(): void {
