@@ -75,7 +75,7 @@ describe('AdmissionControl: overload policies wiring', () => {
   it('reads the tenant before the fast path, the priority only for a request that queues', async () => {
     const priority = jest.fn((req: IncomingMessage) => Number(req.headers['x-priority'] ?? 0));
     const p = pool('/fair', {
-      tenantHeader: 'x-api-key',
+      tenant: (req) => req.headers['x-api-key'],
       priority,
       maxQueuePerTenant: 5,
       queueTargetMs: 40,

@@ -11,9 +11,10 @@ import { IsInt, IsNumber, IsOptional, IsString, Matches, Min, ValidateBy } from 
 
 /**
  * Reads a request's tenant (fair-share key): a non-empty string, or `undefined` for the pool's
- * one shared default tenant. Runs on the Node request, possibly before its body is read.
+ * one shared default tenant (a header's value fits as is: of a repeated header the first counts).
+ * Runs on the Node request, possibly before its body is read.
  */
-export type TenantFunction = (req: IncomingMessage) => string | undefined;
+export type TenantFunction = (req: IncomingMessage) => string | string[] | undefined;
 
 /** Reads a request's priority: higher is served first; anything but a finite number is 0. */
 export type PriorityFunction = (req: IncomingMessage) => number;
