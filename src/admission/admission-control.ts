@@ -10,6 +10,8 @@ import {
   ClientClosedRequestException,
 } from './admission.exceptions';
 import { CapacityStore, type Lease } from '../storage/capacity-store.interface';
+import { normalizePriority, normalizeTenant } from '../storage/queue-order';
+import type { PolicyAcquireOptions } from './overload-policy';
 import { PoolRegistry, type ResolvedPool, type WatchedRoute } from './pool-registry';
 import { declaredBodyBytes, QueuedBodyBytes } from './body-budget';
 import { probePass, ProbeTokens } from './probe-tokens';
@@ -39,10 +41,12 @@ export interface AdmissionTarget {
   raw: ServerResponse;
 }
 
-/** What `admit()` needs: the pool, the request's headers and the raw response. */
+/** What `admit()` needs: the pool, the request (as Nest and as Node see it), the raw response. */
 export interface AdmissionRequest {
   pool: ResolvedPool;
   req: RawRequest;
+  /** The Node request: what a tenant or priority function receives. */
+  rawReq: IncomingMessage;
   raw: ServerResponse;
   /** Admitted before the body was read (early admission): no body bytes wait in memory. */
   bodyUnread?: boolean;
@@ -119,27 +123,41 @@ export class AdmissionControl {
     return this.take(request);
   }
 
-  private take({ pool, req, raw, bodyUnread }: AdmissionRequest): Lease | Promise<Lease> {
-    const lease = withRetryAfter(raw, () => this.immediate(pool));
+  private take({ pool, req, rawReq, raw, bodyUnread }: AdmissionRequest): Lease | Promise<Lease> {
+    // Overload policies cost nothing on a pool without them. With a tenant source the tenant
+    // is read before the fast path too (the store counts admissions per tenant); the priority
+    // only when the request has to queue.
+    const policy = pool.overload;
+    const tenant = policy?.hasTenant ? policy.tenantOf(rawReq) : undefined;
+    const lease = withRetryAfter(raw, () => this.immediate(pool, tenant));
     if (lease) return lease;
     // Waiting with a body already read into memory: bounded by the pool's byte budget.
     const bytes = bodyUnread ? 0 : declaredBodyBytes(req.headers);
     if (!this.bodies.reserve(pool.key, bytes, pool.maxQueueBytes ?? 0)) {
       throw withRetryAfter(raw, () => this.refuse(pool, 'queue_full'));
     }
-    const waiting = this.wait(raw, pool);
+    const waiting = this.wait(raw, pool, policy?.acquireOptions(tenant, policy.priorityOf(rawReq)));
     return bytes === 0 ? waiting : waiting.finally(() => this.bodies.release(pool.key, bytes));
   }
 
   /** Wait in the pool's queue, leaving it if the client goes away. */
-  private async wait(raw: ServerResponse, pool: ResolvedPool): Promise<Lease> {
+  private async wait(
+    raw: ServerResponse,
+    pool: ResolvedPool,
+    policy: PolicyAcquireOptions | undefined,
+  ): Promise<Lease> {
     const abort = new AbortController();
     const onGone = (): void => {
       if (!raw.writableFinished) abort.abort();
     };
     raw.once('close', onGone);
     try {
-      const lease = await this.queue(pool, abort.signal, () => new ClientClosedRequestException());
+      const lease = await this.queue(
+        pool,
+        abort.signal,
+        () => new ClientClosedRequestException(),
+        policy,
+      );
       if (raw.destroyed || raw.writableFinished) {
         // The client left between the grant and now: give the slot straight back.
         void lease.release();
@@ -157,36 +175,56 @@ export class AdmissionControl {
    * A slot of `pool` for work that is not an HTTP request (`BalancerService.run`): the same gate,
    * fast path, queue, counters and rejections. Aborting `signal` while queued leaves the queue
    * and rejects with `signal.reason`; a slot granted to an aborted caller goes straight back.
+   * `caller.tenant` / `caller.priority` place the work in the pool's queue like a request's
+   * (normalised the same way), with the pool's `priorityAging`, `maxQueuePerTenant` and
+   * `queueTargetMs`.
    */
-  acquire(pool: ResolvedPool, signal?: AbortSignal): Lease | Promise<Lease> {
+  acquire(
+    pool: ResolvedPool,
+    signal?: AbortSignal,
+    caller: { tenant?: string; priority?: number } = {},
+  ): Lease | Promise<Lease> {
     signal?.throwIfAborted();
-    const lease = this.immediate(pool);
+    const tenant = normalizeTenant(caller.tenant);
+    const lease = this.immediate(pool, tenant);
     if (lease) return lease;
     const aborted = (): unknown =>
       signal?.reason ?? new DOMException('The wait for a slot was aborted', 'AbortError');
-    return this.queue(pool, signal, aborted).then((granted) => {
+    const priority = normalizePriority(caller.priority);
+    const policy =
+      pool.overload?.acquireOptions(tenant, priority) ??
+      (tenant !== undefined || priority !== 0 ? { tenant, priority } : undefined);
+    return this.queue(pool, signal, aborted, policy).then((granted) => {
       if (!signal?.aborted) return granted;
       void granted.release();
       throw aborted();
     });
   }
 
-  /** Gate closed: the 503 (counted). Else a slot at once when one is free and nobody waits. */
-  private immediate(pool: ResolvedPool): Lease | undefined {
+  /**
+   * Gate closed: the 503 (counted). Else a slot at once when one is free and nobody waits
+   * (`tenant`, when known, for the store's per-tenant admitted counts).
+   */
+  private immediate(pool: ResolvedPool, tenant: string | undefined): Lease | undefined {
     const closed = this.gate.closedReason;
     if (closed) throw this.refuse(pool, closed);
-    const lease = this.store.tryAcquire?.(pool.key) ?? undefined;
+    const lease = this.store.tryAcquire?.(pool.key, tenant) ?? undefined;
     if (lease) this.events.emit(pool.key, 'admitted', 0);
     return lease;
   }
 
-  /** Wait in the pool's queue; rejects with the 503/504, or `aborted()` when `signal` fired. */
+  /**
+   * Wait in the pool's queue (placed by `policy`: tenant, priority, per-tenant bound, queue
+   * target); rejects with the 503/504, or `aborted()` when `signal` fired.
+   */
   private async queue(
     pool: ResolvedPool,
     signal: AbortSignal | undefined,
     aborted: () => unknown,
+    policy: PolicyAcquireOptions | undefined,
   ): Promise<Lease> {
     const result = await this.store.acquire(pool.key, {
+      ...policy,
       timeoutMs: pool.queueTimeoutMs,
       maxQueue: pool.maxQueue,
       signal,

@@ -1,11 +1,7 @@
 import { HttpException, HttpStatus } from '@nestjs/common';
 
 export type UnavailableReason =
-  | 'unhealthy'
-  | 'shutting_down'
-  | 'queue_full'
-  | 'shed'
-  | 'tenant_queue_full';
+  'unhealthy' | 'shutting_down' | 'queue_full' | 'shed' | 'tenant_queue_full';
 
 const MESSAGES: Record<UnavailableReason, string> = {
   unhealthy: 'The service is unhealthy; try again later',

@@ -33,7 +33,7 @@ export class AdmissionGuard implements CanActivate {
       markPassed(rawReq);
       return true;
     }
-    const lease = this.control.admit({ pool: route.pool, req: match.req, raw });
+    const lease = this.control.admit({ pool: route.pool, req: match.req, rawReq, raw });
     if (!(lease instanceof Promise)) {
       attachAdmission(lease, rawReq, raw);
       return true;

@@ -45,7 +45,7 @@ export class AdmissionInterceptor implements NestInterceptor {
       markPassed(rawReq);
       return next.handle();
     }
-    const lease = this.control.admit({ pool: route.pool, req: match.req, raw });
+    const lease = this.control.admit({ pool: route.pool, req: match.req, rawReq, raw });
     if (!(lease instanceof Promise)) return this.run(attachAdmission(lease, rawReq, raw), next);
     return lease.then((l) => this.run(attachAdmission(l, rawReq, raw), next));
   }

@@ -8,11 +8,18 @@ import {
   ValidateNested,
   validateSync,
 } from 'class-validator';
-import { EndpointProbeOptions } from '../config/balancer-options';
+import { EndpointProbeOptions } from '../config/probe-options';
+import {
+  overloadConflicts,
+  OverloadRules,
+  type OverloadSettings,
+  type PriorityFunction,
+  type TenantFunction,
+} from '../config/overload-options';
 import { collect, VALIDATE } from '../config/resolve-options';
 
 /** What `@Balanced()` accepts, with the same rules as `endpoints[path]` in the module options. */
-class BalancedOptionsSchema {
+class BalancedOptionsSchema implements OverloadSettings {
   @IsOptional()
   @IsInt({ message: '$property must be a positive integer' })
   @Min(1, { message: '$property must be a positive integer' })
@@ -41,6 +48,27 @@ class BalancedOptionsSchema {
   @ValidateNested()
   @Type(() => EndpointProbeOptions)
   probe?: EndpointProbeOptions;
+
+  @OverloadRules.queueTargetMs()
+  queueTargetMs?: number;
+
+  @OverloadRules.tenant()
+  tenant?: TenantFunction;
+
+  @OverloadRules.tenantHeader()
+  tenantHeader?: string;
+
+  @OverloadRules.maxQueuePerTenant()
+  maxQueuePerTenant?: number;
+
+  @OverloadRules.priority()
+  priority?: PriorityFunction;
+
+  @OverloadRules.priorityHeader()
+  priorityHeader?: string;
+
+  @OverloadRules.priorityAging()
+  priorityAging?: number;
 }
 
 /**
@@ -54,5 +82,6 @@ export function validateBalancedOptions(options: unknown, where: string): string
   const problems: string[] = [];
   const schema = plainToInstance(BalancedOptionsSchema, options);
   collect(validateSync(schema, VALIDATE), [], (path) => `${where}: ${path.join('.')}`, problems);
+  problems.push(...overloadConflicts(schema, where));
   return problems;
 }

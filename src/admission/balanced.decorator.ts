@@ -2,13 +2,25 @@ import { SetMetadata, UseGuards } from '@nestjs/common';
 import { PATH_METADATA } from '@nestjs/common/constants';
 import { BALANCED_METADATA } from '../config/balancer.constants';
 import type { EndpointOptions, EndpointProbeOptions } from '../config/balancer-options';
+import { mergeOverloadSettings } from '../config/overload-options';
 import { AdmissionGuard } from './admission.guard';
 import { wrapForAdmission } from './handler-wrapper';
 
 /** Settings for `@Balanced()`; options' `endpoints[path]` win over these. */
 export interface BalancedOptions extends Pick<
   EndpointOptions,
-  'capacity' | 'queueTimeout' | 'maxQueue' | 'maxQueueBytes' | 'pool'
+  | 'capacity'
+  | 'queueTimeout'
+  | 'maxQueue'
+  | 'maxQueueBytes'
+  | 'pool'
+  | 'queueTargetMs'
+  | 'tenant'
+  | 'tenantHeader'
+  | 'maxQueuePerTenant'
+  | 'priority'
+  | 'priorityHeader'
+  | 'priorityAging'
 > {
   /** How the probe calls this route (method, headers, body, concrete path). */
   probe?: EndpointProbeOptions;
@@ -42,6 +54,28 @@ export function Balanced(options: BalancedOptions = {}): ClassDecorator & Method
     UseGuards(AdmissionGuard)(target as () => void);
     return undefined;
   }) as ClassDecorator & MethodDecorator;
+}
+
+/**
+ * The options of a route from its controller's `@Balanced()` and its method's (either may be
+ * absent): the method's win key by key, the probe settings are merged, and a tenant or priority
+ * source (function or header) on the method replaces the controller's whole.
+ */
+export function mergeBalancedOptions(
+  classLevel: BalancedOptions | undefined,
+  methodLevel: BalancedOptions | undefined,
+): BalancedOptions | undefined {
+  if (!classLevel && !methodLevel) return undefined;
+  const merged: BalancedOptions = {
+    ...classLevel,
+    ...methodLevel,
+    probe: { ...classLevel?.probe, ...methodLevel?.probe },
+  };
+  const overload = mergeOverloadSettings([methodLevel, classLevel]);
+  for (const key of ['tenant', 'tenantHeader', 'priority', 'priorityHeader'] as const) {
+    if (overload[key] === undefined) delete merged[key];
+  }
+  return merged;
 }
 
 /** Route methods on `proto` and its parents (the nearest definition of each name). */

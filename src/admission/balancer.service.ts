@@ -9,6 +9,14 @@ export interface BalancerRunOptions {
    * early (the work still runs); `fn` can watch the same signal to stop sooner.
    */
   signal?: AbortSignal;
+  /**
+   * Tenant of this work (e.g. the API key or customer id it runs for): queued work is served
+   * round-robin across tenants, and the pool's `maxQueuePerTenant` bounds each. Cut to 64
+   * characters, control characters replaced; `undefined` is the shared default tenant.
+   */
+  tenant?: string;
+  /** Priority of this work (integer, higher first, default 0), aged by the pool's `priorityAging`. */
+  priority?: number;
 }
 
 /** `run()` was given a pool name that no watched route declares. */
@@ -40,7 +48,7 @@ export class BalancerPoolNotFoundError extends Error {
  * }
  * ```
  * Rejections: `BalancerUnavailableException` (503-equivalent; `reason` `unhealthy`,
- * `shutting_down` or `queue_full`), `BalancerQueueTimeoutException` (504-equivalent),
+ * `shutting_down`, `queue_full`, `tenant_queue_full` or `shed`), `BalancerQueueTimeoutException` (504-equivalent),
  * `signal.reason` when aborted, `BalancerPoolNotFoundError` for an unknown pool. Whatever `fn`
  * throws is rethrown unchanged.
  */
@@ -63,7 +71,7 @@ export class BalancerService {
         this.registry.all().map((p) => p.key),
       );
     }
-    const lease = await this.control.acquire(resolved, options.signal);
+    const lease = await this.control.acquire(resolved, options.signal, options);
     try {
       return await fn();
     } finally {

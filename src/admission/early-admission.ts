@@ -45,7 +45,7 @@ export class EarlyAdmission {
     if (probe !== undefined && this.tokens.accepts(pool.key, probe)) return;
     let admitted: Lease | Promise<Lease>;
     try {
-      admitted = this.control.admit({ pool, req, raw: res, bodyUnread: true });
+      admitted = this.control.admit({ pool, req, rawReq: req, raw: res, bodyUnread: true });
     } catch (error) {
       throw closeUnread(error, req, res);
     }

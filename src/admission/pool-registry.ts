@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { normalizePath } from '../config/resolve-options';
+import type { OverloadPolicy } from './overload-policy';
 
 export interface PoolRoute {
   method: string;
@@ -38,6 +39,8 @@ export interface ResolvedPool {
   maxQueueBytes?: number;
   /** `Retry-After` seconds sent with this pool's 504s and queue-full 503s. */
   retryAfter: number;
+  /** Overload policies (tenants, priorities, queue target); absent when none is configured. */
+  overload?: OverloadPolicy;
   probe: PoolProbeTarget;
   probeStatus: PoolProbeStatus;
 }

@@ -23,7 +23,9 @@ import { PoolRegistry, type PoolRoute, type ResolvedPool } from '../admission/po
 import { validateBalancedOptions } from '../admission/balanced-options.validation';
 import { BalancerConfigError } from '../config/balancer-config.error';
 import { BALANCED_METADATA, BALANCER_OPTIONS } from '../config/balancer.constants';
-import type { BalancedOptions } from '../admission/balanced.decorator';
+import { mergeBalancedOptions, type BalancedOptions } from '../admission/balanced.decorator';
+import { OverloadPolicy } from '../admission/overload-policy';
+import { mergeOverloadSettings } from '../config/overload-options';
 import type { EndpointOptions } from '../config/balancer-options';
 import { normalizePath, type ResolvedBalancerOptions } from '../config/resolve-options';
 
@@ -126,6 +128,11 @@ export class RouteDiscovery {
         maxQueue: configured?.maxQueue ?? b.maxQueue ?? o.maxQueue,
         maxQueueBytes: configured?.maxQueueBytes ?? b.maxQueueBytes ?? o.maxQueueBytes,
         retryAfter: Math.max(1, Math.ceil(queueTimeout)),
+        overload: OverloadPolicy.from(
+          key,
+          mergeOverloadSettings([configured, b], o.queueTargetMs),
+          o.logger,
+        ),
         probe: {
           method:
             configured?.method ??
@@ -197,14 +204,7 @@ export class RouteDiscovery {
           const where = `@Balanced() on ${className}.${name} (${method} ${asArray(methodPaths).join(', ') || '/'})`;
           problems.push(...validateBalancedOptions(methodBalanced, where));
         }
-        const balanced: BalancedOptions | undefined =
-          classBalanced || methodBalanced
-            ? {
-                ...(classBalanced ?? {}),
-                ...(methodBalanced ?? {}),
-                probe: { ...classBalanced?.probe, ...methodBalanced?.probe },
-              }
-            : undefined;
+        const balanced = mergeBalancedOptions(classBalanced, methodBalanced);
         const versions =
           versioning?.type === VersioningType.URI
             ? asArray<string | symbol>(

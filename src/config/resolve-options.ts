@@ -10,6 +10,7 @@ import {
   type BalancerModuleOptions,
   type MetricsRegistry,
 } from './balancer-options';
+import { overloadConflicts } from './overload-options';
 import { readBalancerYaml } from './yaml-config.loader';
 
 /** Options after validation, with every default applied. Internal. */
@@ -33,6 +34,8 @@ export interface ResolvedBalancerOptions {
   healthIndicators: HealthIndicatorFunction[];
   queueTimeout: number;
   maxQueue: number;
+  /** Global default of `queueTargetMs` (ms); `undefined`: off. */
+  queueTargetMs?: number;
   maxQueueBytes: number;
   bodyTimeout: number;
   /** `null`: the balancer registers no body parsers. */
@@ -273,6 +276,7 @@ export function resolveBalancerOptions(
           continue;
         }
         collect(validateSync(entry, VALIDATE), ['endpoints', path], locate, problems);
+        problems.push(...overloadConflicts(entry, locate(['endpoints', path])));
         boundsOk(entry.adaptive, ['endpoints', path, 'adaptive']);
         if (entry.method) entry.method = entry.method.toUpperCase() as EndpointOptions['method'];
         resolvedEndpoints[path] = entry;
@@ -302,6 +306,7 @@ export function resolveBalancerOptions(
     healthIndicators: (healthIndicators as HealthIndicatorFunction[] | undefined) ?? [],
     queueTimeout: opts.queueTimeout ?? DEFAULTS.queueTimeout,
     maxQueue: opts.maxQueue ?? DEFAULTS.maxQueue,
+    queueTargetMs: opts.queueTargetMs,
     maxQueueBytes: opts.maxQueueBytes ?? DEFAULTS.maxQueueBytes,
     bodyTimeout: opts.bodyTimeout ?? DEFAULTS.bodyTimeout,
     bodyParser: resolveBodyParser(opts.bodyParser),

@@ -1,0 +1,125 @@
+import 'reflect-metadata';
+import {
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsNumber,
+  IsObject,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  Min,
+} from 'class-validator';
+
+export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'] as const;
+export type HttpMethodName = (typeof HTTP_METHODS)[number];
+
+/** Probe tuning (`probe`). */
+export class ProbeTuningOptions {
+  /** Milliseconds of unmeasured load at each level before measuring. @default 300 */
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  warmupMs?: number;
+
+  /** Milliseconds each level is held under sustained load. @default 1000 */
+  @IsOptional()
+  @IsInt()
+  @Min(50)
+  levelDurationMs?: number;
+
+  /** Fewest measured responses per level; a level runs longer until it has them. @default 20 */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  minSamples?: number;
+
+  /** Highest concurrency the step-up tries. @default 256 */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(10000)
+  maxConcurrency?: number;
+
+  /** Budget: most requests one endpoint's probe may send (warm-up included). @default 20000 */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  maxRequests?: number;
+
+  /**
+   * Milliseconds before one probe request counts as an error (at this latency).
+   * @default 5 x latencyThresholdMs
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  requestTimeoutMs?: number;
+
+  /**
+   * Stop stepping up when doubling concurrency raises throughput by less than `kneeMinGain`
+   * (a pure queue: more concurrency only adds waiting). @default true
+   */
+  @IsOptional()
+  @IsBoolean()
+  stopAtKnee?: boolean;
+
+  /** Smallest relative throughput gain per doubling that still counts as progress. @default 0.1 */
+  @IsOptional()
+  @IsNumber()
+  @Min(0)
+  @Max(1)
+  kneeMinGain?: number;
+
+  /**
+   * The capacity is the smallest measured concurrency whose throughput reaches this share of
+   * the peak throughput the probe measured (within the error and latency limits). Lower it to
+   * trade throughput for latency. @default 0.95
+   */
+  @IsOptional()
+  @IsNumber()
+  @Min(0.5)
+  @Max(1)
+  throughputShare?: number;
+
+  /**
+   * Each level's warm-up lasts at least 2, and its measured window at least this many, of the
+   * level's own mean latencies (beyond `warmupMs` / `levelDurationMs`): a slow endpoint's
+   * throughput reading spans many waves of completions. @default 10
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(1000)
+  levelLatencies?: number;
+
+  /** Reuse a stored probe result younger than this many seconds; 0 = forever. @default 0 */
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  resultTtl?: number;
+}
+
+/** How the probe calls one endpoint (`endpoints[path]`, `@Balanced({ probe })`). */
+export class EndpointProbeOptions {
+  /** HTTP method of probe requests. @default the route's method */
+  @IsOptional()
+  @IsIn(HTTP_METHODS as unknown as string[])
+  method?: HttpMethodName;
+
+  /** Headers sent with every probe request. */
+  @IsOptional()
+  @IsObject()
+  headers?: Record<string, string>;
+
+  /** Body of probe requests (objects are sent as JSON). */
+  @IsOptional()
+  body?: unknown;
+
+  /** Concrete path to probe, required for parameterized routes (`/items/:id` -> `/items/1`). */
+  @IsOptional()
+  @IsString()
+  @Matches(/^\//, { message: '$property must start with /' })
+  path?: string;
+}
