@@ -1,6 +1,13 @@
 import { PLATFORMS, startApp, type RunningApp } from '../harness/platforms';
 import { Latch, waitFor } from '../harness/wait-for';
-import { asTenant, TENANT_POOL, TenantController, tenantApp, tenantStats } from './tenant-fixtures';
+import {
+  asTenant,
+  STANDING_POOL,
+  TENANT_POOL,
+  TenantController,
+  tenantApp,
+  tenantStats,
+} from './tenant-fixtures';
 
 interface Sample {
   labels: Record<string, string>;
@@ -173,5 +180,53 @@ describe.each(PLATFORMS)('overload policies in stats and metrics on %s', (platfo
     expect(served.size).toBe(10);
     const final = await tenantStats(url);
     expect(new Map(final.tenants!.admitted.map((t) => [t.tenant, t.count]))).toEqual(served);
+  });
+
+  it('counts a shed request of a standing queue in stats, metrics and the decision counter', async () => {
+    running = await startApp(platform, tenantApp());
+    const { url } = running;
+    const work = () =>
+      fetch(`${url}/work`, { method: 'POST' }).then(async (res) => {
+        const body = (await res.json()) as { message?: string };
+        return { status: res.status, retryAfter: res.headers.get('retry-after'), body };
+      });
+    const shedding = async (): Promise<number | undefined> =>
+      samplesOf(await scrape(url), 'balancer_shedding').find((x) => x.labels.pool === STANDING_POOL)
+        ?.value;
+
+    // One slot, 50 ms per request, 40 more waiting: two seconds of queue, far past the target.
+    const burst = Array.from({ length: 41 }, () => work());
+    await waitFor(async () => (await shedding()) === 1, 10_000, 'the queue to count as standing');
+    // A newcomer behind the standing queue would wait past the target: 503 at once.
+    const late = await work();
+    expect(late.status).toBe(503);
+    expect(Number(late.retryAfter)).toBeGreaterThanOrEqual(1);
+    expect(late.body.message).toMatch(/queue target/);
+
+    // Requests of the burst that arrived once shedding began were shed too: count them all.
+    const all = [...(await Promise.all(burst)), late];
+    const shed = all.filter((r) => r.status === 503).length;
+    expect(all.filter((r) => r.status !== 503 && r.status !== 201)).toEqual([]);
+    const stats = await tenantStats(url, STANDING_POOL);
+    expect(stats.shed).toBe(shed);
+    expect(stats.rejected).toBe(shed);
+    // The queue is empty again: no longer standing; the drain interval stays measured.
+    expect(stats.overload?.shedding).toBe(false);
+    expect(stats.overload?.drain_ms).toBeGreaterThan(0);
+
+    const text = await scrape(url);
+    const pool = (x: Sample) => x.labels.pool === STANDING_POOL;
+    expect(samplesOf(text, 'balancer_shed_total').filter(pool)).toEqual([
+      { labels: { pool: STANDING_POOL }, value: shed },
+    ]);
+    expect(samplesOf(text, 'balancer_shedding').filter(pool)).toEqual([
+      { labels: { pool: STANDING_POOL }, value: 0 },
+    ]);
+    const decided = (outcome: string) =>
+      samplesOf(text, 'balancer_admission_decisions_total')
+        .filter((x) => pool(x) && x.labels.outcome === outcome)
+        .reduce((a, x) => a + x.value, 0);
+    expect(decided('shed')).toBe(shed);
+    expect(decided('admitted')).toBe(all.length - shed);
   });
 });

@@ -1,59 +1,54 @@
-import {
-  Controller,
-  Headers,
-  Inject,
-  Module,
-  Post,
-  ServiceUnavailableException,
-  type Type,
-} from '@nestjs/common';
-import { Balanced, BalancerModule, CapacityStore, type BalancerModuleOptions } from '../../src';
-import { normalizeTenant } from '../../src/storage/queue-order';
+import { Controller, Module, Post, type Type } from '@nestjs/common';
+import { Balanced, BalancerModule, type BalancerModuleOptions } from '../../src';
 import { Latch } from '../harness/wait-for';
 
 /** The pool the tenant requests share: one slot, so every request after the first queues. */
 export const TENANT_POOL = 'tenants';
 /** The request header that names the tenant. */
 export const TENANT_HEADER = 'x-api-key';
-/** Queue target passed with every tenant request: far above any wait here, so nothing is shed. */
+/** Queue target of the tenant pool: far above any wait there, so nothing is shed. */
 export const QUEUE_TARGET_MS = 60_000;
 
+/** The pool that builds a standing queue: one slot, each request works `SERVICE_MS`. */
+export const STANDING_POOL = 'standing';
+export const SERVICE_MS = 50;
 /**
- * Requests of named tenants, queued in the store's real queue. The tenant option of
- * `@Balanced()` belongs to another part of issue 11; until it is merged these routes take their
- * slot from the `CapacityStore` themselves, with the tenant read from the request's header
- * exactly as admission will (`normalizeTenant`), so the stats, the metrics and the dashboard
- * see what a real request of that tenant produces.
+ * Its queue target. Every request granted from the queue waited at least one whole service
+ * time behind the one before it (50 ms), 2.5 x the target: a queue of a few requests counts as
+ * standing after one interval (`queueTargetIntervalMs(20)` = 100 ms) and stays so while it lasts.
  */
+export const STANDING_TARGET_MS = 20;
+
 @Controller()
 export class TenantController {
-  /** Every slot holder waits here until the test opens it. */
+  /** Every request of the tenant pool holds its slot until the test opens this. */
   static hold = new Latch();
 
-  constructor(@Inject(CapacityStore) private readonly store: CapacityStore) {}
-
-  /** Declares the pool (capacity 1, a queue of 100); never called. */
-  @Post('pool')
-  @Balanced({ pool: TENANT_POOL, capacity: 1, maxQueue: 100, queueTimeout: 30 })
-  pool(): { ok: boolean } {
+  /** The tenant comes from the request's header (`tenantHeader`), as in a real app. */
+  @Post('as-tenant')
+  @Balanced({
+    pool: TENANT_POOL,
+    capacity: 1,
+    maxQueue: 100,
+    queueTimeout: 30,
+    tenantHeader: TENANT_HEADER,
+    queueTargetMs: QUEUE_TARGET_MS,
+  })
+  async asTenant(): Promise<{ ok: boolean }> {
+    await TenantController.hold.promise;
     return { ok: true };
   }
 
-  /** Takes a slot of the pool as the header's tenant and holds it until `hold` opens. */
-  @Post('as-tenant')
-  async asTenant(@Headers(TENANT_HEADER) key?: string): Promise<{ ok: boolean }> {
-    const result = await this.store.acquire(TENANT_POOL, {
-      tenant: normalizeTenant(key),
-      timeoutMs: 30_000,
-      maxQueue: 100,
-      queueTargetMs: QUEUE_TARGET_MS,
-    });
-    if (!result.ok) throw new ServiceUnavailableException(result.reason);
-    try {
-      await TenantController.hold.promise;
-    } finally {
-      await result.lease.release();
-    }
+  @Post('work')
+  @Balanced({
+    pool: STANDING_POOL,
+    capacity: 1,
+    maxQueue: 100,
+    queueTimeout: 30,
+    queueTargetMs: STANDING_TARGET_MS,
+  })
+  async work(): Promise<{ ok: boolean }> {
+    await new Promise((r) => setTimeout(r, SERVICE_MS));
     return { ok: true };
   }
 }
@@ -80,6 +75,7 @@ export function asTenant(url: string, tenant: string): Promise<number> {
 
 interface TenantStats {
   queued: number;
+  rejected: number;
   active_requests: number;
   admitted: number;
   shed: number;
@@ -90,10 +86,10 @@ interface TenantStats {
   };
 }
 
-/** `/balancer/stats` of the tenant pool. */
-export async function tenantStats(url: string): Promise<TenantStats> {
+/** `/balancer/stats` of one pool (the tenant pool unless named). */
+export async function tenantStats(url: string, pool = TENANT_POOL): Promise<TenantStats> {
   const body = (await (await fetch(`${url}/balancer/stats`)).json()) as {
     endpoints: Record<string, TenantStats>;
   };
-  return body.endpoints[TENANT_POOL];
+  return body.endpoints[pool];
 }
