@@ -1,7 +1,9 @@
 import { HistoryChart, ProbeChart } from './charts';
 import { h, replace, setText } from './dom';
-import { fmtAgo, fmtBytes, fmtInt, fmtMs, fmtNum, fmtPct, fmtSeconds } from './format';
-import { readProbeReport, type ProbeReport } from './probe-report';
+import { fmtAgo, fmtBytes, fmtInt, fmtMs, fmtPct, fmtSeconds } from './format';
+import { OverloadPanel } from './overload-panel';
+import { readProbeReport } from './probe-report';
+import { levelTable, probeEmptyText, probeReasonText, probeStateText } from './probe-view';
 import type { EndpointStats, PoolHistory } from './types';
 
 const SOURCE_LABEL: Record<string, string> = {
@@ -84,7 +86,13 @@ export class PoolCard {
     '503 rejected',
     'rejected',
     'tone-warn',
-    'Queue full, unhealthy or shutting down',
+    'Queue full, shed, tenant queue full, unhealthy or shutting down',
+  );
+  private readonly shed = counter(
+    '503 shed',
+    'shed',
+    'tone-warn',
+    'Of the 503s: shed by queueTargetMs, or over maxQueuePerTenant',
   );
   private readonly timedOut = counter(
     '504 timed out',
@@ -93,6 +101,7 @@ export class PoolCard {
     'Waited longer than the queue timeout',
   );
   private readonly limits: HTMLElement;
+  private readonly overload = new OverloadPanel();
   private readonly chart: HistoryChart;
   private readonly chartEmpty: HTMLElement;
   private readonly probeSummary: HTMLElement;
@@ -163,8 +172,16 @@ export class PoolCard {
         this.queued.el,
       ),
       this.bar,
-      h('div', { class: 'counters' }, this.admitted.el, this.rejected.el, this.timedOut.el),
+      h(
+        'div',
+        { class: 'counters' },
+        this.admitted.el,
+        this.rejected.el,
+        this.shed.el,
+        this.timedOut.el,
+      ),
       this.limits,
+      this.overload.el,
       h(
         'section',
         { class: 'history' },
@@ -209,7 +226,9 @@ export class PoolCard {
     setText(this.admitted.value, fmtInt(e.admitted));
     setText(this.rejected.value, fmtInt(e.rejected));
     setText(this.timedOut.value, fmtInt(e.timed_out));
+    setText(this.shed.value, fmtInt(e.shed));
     this.rejected.el.classList.toggle('nonzero', e.rejected > 0);
+    this.shed.el.classList.toggle('nonzero', (e.shed ?? 0) > 0);
     this.timedOut.el.classList.toggle('nonzero', e.timed_out > 0);
     setText(
       this.limits,
@@ -224,6 +243,7 @@ export class PoolCard {
     this.chartEmpty.hidden = samples > 1;
     this.chart.update(history, now, rangeS);
 
+    this.overload.update(e);
     this.updateProbe(e);
   }
 
@@ -278,106 +298,4 @@ export class PoolCard {
     if (!details.dataset.touched) details.open = true;
     this.probeChart.update(report, chosen);
   }
-}
-
-const STOP_REASON: Record<string, string> = {
-  limit: 'a level broke the error or latency budget; the largest passing level was kept',
-  knee: 'throughput stopped growing (the knee)',
-  max_concurrency: 'every level up to probe.maxConcurrency passed',
-  budget: 'the request budget (probe.maxRequests) ran out',
-};
-
-function probeReasonText(r: ProbeReport, chosen: number | null): string {
-  const parts: string[] = [];
-  if (chosen !== null) parts.push(`Capacity ${chosen}`);
-  const share = r.choice?.throughputShare;
-  if (share !== null && share !== undefined && r.choice?.peakThroughputRps != null) {
-    parts.push(
-      `${fmtNum(share * 100)}% of the peak throughput (${fmtNum(r.choice.peakThroughputRps)}/s` +
-        `${r.choice.peakConcurrency != null ? ` at ${fmtInt(r.choice.peakConcurrency)}` : ''})`,
-    );
-  }
-  if (r.stopReason) parts.push(`stopped: ${STOP_REASON[r.stopReason] ?? r.stopReason}`);
-  if (r.latencyThresholdMs !== null || r.errorThreshold !== null) {
-    const budget = [
-      r.latencyThresholdMs !== null ? `p99 ≤ ${fmtMs(r.latencyThresholdMs)}` : null,
-      r.errorThreshold !== null ? `errors ≤ ${fmtNum(r.errorThreshold * 100)}%` : null,
-    ].filter(Boolean);
-    parts.push(`budget ${budget.join(', ')}`);
-  }
-  return parts.join(' · ');
-}
-
-function probeStateText(state: string, error: string | null): string {
-  switch (state) {
-    case 'running':
-      return 'probing now…';
-    case 'waiting':
-      return 'waiting for another worker’s probe';
-    case 'pending':
-      return 'starts once the server listens';
-    case 'failed':
-      return `failed${error ? `: ${error}` : ''}`;
-    case 'skipped':
-      return `skipped${error ? ` (${error})` : ''}`;
-    default:
-      return state;
-  }
-}
-
-function probeEmptyText(state: string, error: string | null): string {
-  if (state === 'running' || state === 'pending' || state === 'waiting') {
-    return 'The probe is measuring this endpoint; the level table appears when it finishes.';
-  }
-  if (state === 'failed')
-    return `The probe failed${error ? `: ${error}` : ''}. The pool keeps its fallback capacity.`;
-  if (state === 'skipped')
-    return `Not probed${error ? ` (${error})` : ''}: no level table to show.`;
-  return 'No probe report for this endpoint.';
-}
-
-function levelTable(r: ProbeReport, chosen: number | null): HTMLElement {
-  const rows = r.levels.map((l) => {
-    const verdict =
-      l.passed === null
-        ? h('span', { class: 'muted' }, '–')
-        : l.passed
-          ? h('span', { class: 'ok' }, '✓ pass')
-          : h('span', { class: 'bad' }, `✗ ${l.failure ?? 'fail'}`);
-    return h(
-      'tr',
-      { class: l.concurrency === chosen ? 'chosen' : undefined },
-      h('td', { class: 'num' }, fmtInt(l.concurrency)),
-      h('td', { class: 'num' }, fmtInt(l.requests)),
-      h('td', { class: 'num' }, l.errorRate === null ? '–' : `${fmtNum(l.errorRate * 100)}%`),
-      h('td', { class: 'num' }, fmtMs(l.p50Ms)),
-      h('td', { class: 'num' }, fmtMs(l.p99Ms)),
-      h('td', { class: 'num' }, l.throughput === null ? '–' : `${fmtNum(l.throughput)}/s`),
-      h('td', null, verdict),
-    );
-  });
-  return h(
-    'div',
-    { class: 'table-wrap' },
-    h(
-      'table',
-      { class: 'levels', 'data-table': 'probe-levels' },
-      h(
-        'thead',
-        null,
-        h(
-          'tr',
-          null,
-          h('th', { class: 'num' }, 'Concurrency'),
-          h('th', { class: 'num' }, 'Requests'),
-          h('th', { class: 'num' }, 'Errors'),
-          h('th', { class: 'num' }, 'p50'),
-          h('th', { class: 'num' }, 'p99'),
-          h('th', { class: 'num' }, 'Throughput'),
-          h('th', null, 'Budget'),
-        ),
-      ),
-      h('tbody', null, ...rows),
-    ),
-  );
 }

@@ -8,6 +8,12 @@ export interface ProbeInfo {
   report: unknown;
 }
 
+/** One tenant in a top list: `tenant` comes from a request header or function (untrusted). */
+export interface TenantCount {
+  tenant: string;
+  count: number;
+}
+
 export interface EndpointStats {
   capacity: number | null;
   active_requests: number;
@@ -28,6 +34,12 @@ export interface EndpointStats {
   max_queue_bytes?: number;
   /** Absent from stats served by versions before it was added. */
   workers?: number;
+  /** Of `rejected`: shed (queueTargetMs) and tenant queue full; absent from older versions. */
+  shed?: number;
+  /** Present once a request of the pool passed a queue target (`queueTargetMs`). */
+  overload?: { shedding: boolean; drain_ms: number | null };
+  /** Present once a request of the pool named a tenant. Tenant keys are untrusted request text. */
+  tenants?: { queued: TenantCount[]; admitted: TenantCount[] };
   probe: ProbeInfo;
 }
 

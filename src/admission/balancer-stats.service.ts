@@ -3,7 +3,12 @@ import { AdaptiveCapacity, type AdaptiveStatus } from '../adaptive/adaptive-capa
 import { hostname } from 'node:os';
 import { AdmissionGate } from './admission-gate';
 import { QueuedBodyBytes } from './body-budget';
-import { CapacityStore, type StoredProbeResult } from '../storage/capacity-store.interface';
+import {
+  CapacityStore,
+  type PoolSnapshot,
+  type StoredProbeResult,
+  type TenantCount,
+} from '../storage/capacity-store.interface';
 import { PoolRegistry, type ResolvedPool } from './pool-registry';
 import { BALANCER_OPTIONS } from '../config/balancer.constants';
 import type { ResolvedBalancerOptions } from '../config/resolve-options';
@@ -20,6 +25,20 @@ export interface EndpointStats {
   admitted: number;
   rejected: number;
   timed_out: number;
+  /** Of `rejected`: 503s of the overload policies (`queueTargetMs` shed, `maxQueuePerTenant`). */
+  shed: number;
+  /**
+   * `queueTargetMs` state: whether the queue counts as standing (requests that would wait past the
+   * target are shed) and the observed mean gap between grants from the queue (null until
+   * measured). Absent until a request of the pool passed a queue target.
+   */
+  overload?: { shedding: boolean; drain_ms: number | null };
+  /**
+   * Top tenants (at most 10 each, largest first) by requests queued now and by requests admitted
+   * (approximate for tenants that left the tracked set). Absent until a request named a tenant.
+   * Tenant keys are request text: untrusted.
+   */
+  tenants?: { queued: TenantCount[]; admitted: TenantCount[] };
   routes: string[];
   queue_timeout: number;
   max_queue: number;
@@ -103,6 +122,8 @@ export class BalancerStatsService {
       admitted: s.counters.admitted,
       rejected: s.counters.rejected,
       timed_out: s.counters.timedOut,
+      shed: s.counters.shed,
+      ...overloadOf(s),
       routes: pool.routes.map((r) => `${r.method} ${r.path}`),
       queue_timeout: pool.queueTimeoutMs / 1000,
       max_queue: pool.maxQueue,
@@ -121,6 +142,14 @@ export class BalancerStatsService {
       },
     };
   }
+}
+
+/** The optional overload fields, only when the store reports them (absent keys stay absent). */
+function overloadOf(s: PoolSnapshot): Pick<EndpointStats, 'overload' | 'tenants'> {
+  const out: Pick<EndpointStats, 'overload' | 'tenants'> = {};
+  if (s.overload) out.overload = { shedding: s.overload.shedding, drain_ms: s.overload.drainMs };
+  if (s.tenants) out.tenants = { queued: s.tenants.queued, admitted: s.tenants.admitted };
+  return out;
 }
 
 /** `report.choice.throughputShare` of a stored probe report (free-form JSON), or null. */

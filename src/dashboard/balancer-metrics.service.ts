@@ -6,6 +6,7 @@ import { BALANCER_OPTIONS } from '../config/balancer.constants';
 import { BalancerStatsService, type BalancerStats } from '../admission/balancer-stats.service';
 import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import { loadPromClient, type PromClient } from './prom-client.loader';
+import { MAX_TENANT_SERIES, tenantSeries, type TenantSeries } from './tenant-series';
 
 /** Queue waits run from instant to the queue timeout (30 s by default, minutes at most). */
 const WAIT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -219,6 +220,36 @@ export class BalancerMetrics implements OnModuleInit, OnModuleDestroy {
     gauge('balancer_shutting_down', '1 once the application is shutting down.', [], (s) => [
       [{}, s.shutting_down ? 1 : 0],
     ]);
+    gauge(
+      'balancer_shedding',
+      '1 while the queue counts as standing and requests past queueTargetMs are shed (pools with a queue target).',
+      ['pool'],
+      perPool((e) => (e.overload ? (e.overload.shedding ? 1 : 0) : null)),
+    );
+    gauge(
+      'balancer_queue_drain_seconds',
+      'Observed mean gap between grants from the queue (pools with a queue target, once measured).',
+      ['pool'],
+      perPool((e) => (e.overload?.drain_ms == null ? null : e.overload.drain_ms / 1000)),
+    );
+    const perTenant = (pick: (t: TenantSeries) => Map<string, number>) => {
+      return (s: BalancerStats): Row[] =>
+        Object.entries(s.endpoints).flatMap(([pool, e]) =>
+          [...pick(tenantSeries(e))].map(([tenant, v]): Row => [{ pool, tenant }, v]),
+        );
+    };
+    gauge(
+      'balancer_tenant_queued_requests',
+      `Requests of the tenant waiting for a slot (top tenants only: at most ${MAX_TENANT_SERIES} per pool).`,
+      ['pool', 'tenant'],
+      perTenant((t) => t.queued),
+    );
+    gauge(
+      'balancer_tenant_admitted_requests',
+      `Requests of the tenant admitted since the store started, approximate for rare tenants (top tenants only: at most ${MAX_TENANT_SERIES} per pool).`,
+      ['pool', 'tenant'],
+      perTenant((t) => t.admitted),
+    );
     gauge('balancer_store_reachable', '1 while the capacity store (Redis) answers.', [], (s) => [
       [{}, s.store.reachable ? 1 : 0],
     ]);
@@ -229,8 +260,13 @@ export class BalancerMetrics implements OnModuleInit, OnModuleDestroy {
     );
     counter(
       'balancer_rejected_total',
-      'Requests answered 503 (queue full, unhealthy, shutting down).',
+      'Requests answered 503 (queue full, shed, tenant queue full, unhealthy, shutting down).',
       perPool((e) => e.rejected),
+    );
+    counter(
+      'balancer_shed_total',
+      'Of the 503s: requests shed by queueTargetMs or refused by maxQueuePerTenant.',
+      perPool((e) => e.shed),
     );
     counter(
       'balancer_timed_out_total',
@@ -240,7 +276,7 @@ export class BalancerMetrics implements OnModuleInit, OnModuleDestroy {
 
     this.decisions = new client.Counter({
       name: named('balancer_admission_decisions_total'),
-      help: 'Admission decisions of this process by outcome (admitted, queue_full, timeout, aborted, unhealthy, shutting_down).',
+      help: 'Admission decisions of this process by outcome (admitted, queue_full, tenant_queue_full, shed, timeout, aborted, unhealthy, shutting_down).',
       labelNames: [...defaultNames, 'pool', 'outcome'],
       registers,
     });
