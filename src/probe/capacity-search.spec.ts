@@ -57,6 +57,43 @@ describe('searchCapacity: step-up and binary search', () => {
     expect(levels).not.toContain(128); // never above a failing level
   });
 
+  it('measures a level that reads under the share once more: one stall in the search does not cut K', async () => {
+    // K = 12 on a sharp knee; the first reading of 12 (inside the limits) is halved by a stall.
+    const { measure: base, tried } = thresholdEndpoint(12);
+    let stalled = false;
+    const measure: MeasureLevel = async (c, phase) => {
+      const v = (await base(c, phase))!;
+      if (c === 12 && !stalled) {
+        stalled = true;
+        return { ...v, throughputRps: v.throughputRps / 2 };
+      }
+      return v;
+    };
+    const out = await searchCapacity(measure, { maxConcurrency: 256, ...NO_KNEE });
+    expect(out).toMatchObject({ capacity: 12, stopReason: 'limit' });
+    expect(tried).toContainEqual([12, 'repeat']);
+  });
+
+  it('still moves below a level that reads under the share twice (a thrashing backend)', async () => {
+    // Passes the limits up to 20, but above 8 throughput falls: 9 .. 20 serve less than 8. The
+    // limit search between 16 and 32 finds 20 inside the limits but under the share, twice.
+    const tried: number[] = [];
+    const measure: MeasureLevel = async (c) => {
+      tried.push(c);
+      return {
+        concurrency: c,
+        pass: c <= 20,
+        marginal: false,
+        throughputRps: c <= 8 ? c * 100 : 800 - (c - 8) * 60,
+        meanMs: 10,
+      };
+    };
+    const out = await searchCapacity(measure, { maxConcurrency: 256, ...NO_KNEE });
+    expect(out.capacity).toBe(8);
+    expect(tried.filter((c) => c === 20)).toHaveLength(2);
+    expect(tried).not.toContain(21); // never above a level that read under the share twice
+  });
+
   it('stops at maxConcurrency when everything passes', async () => {
     const { measure, tried } = thresholdEndpoint(1000);
     const out = await searchCapacity(measure, { maxConcurrency: 20, ...NO_KNEE });

@@ -171,10 +171,21 @@ export async function searchCapacity(
   if (!budgetOut && !kneeStop && hi !== null) {
     while (hi - lo > 1) {
       const mid = Math.floor((lo + hi) / 2);
-      const v = await run(mid, 'search');
+      let v = await run(mid, 'search');
       if (!v) {
         budgetOut = true;
         break;
+      }
+      if (v.pass && v.throughputRps < share * peak()) {
+        // Inside the limits but under the share: a stall only ever lowers a reading, and one
+        // low reading here would end the search below the true capacity. Measure it once more
+        // (the better reading counts) before the search moves below it.
+        const again = await measure(mid, 'repeat');
+        if (!again) {
+          budgetOut = true;
+          break;
+        }
+        if (again.pass && again.throughputRps > v.throughputRps) v = again;
       }
       if (v.pass && v.throughputRps >= share * peak()) {
         passing.set(mid, v);
