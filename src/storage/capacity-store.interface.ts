@@ -182,8 +182,9 @@ export interface CapacityStore {
   /**
    * Optional synchronous fast path: a lease when a slot is free and nobody waits, else `null`
    * (then the caller uses `acquire`). Stores that need I/O to decide do not implement it.
+   * `tenant` (as in `AcquireOptions`) only counts the grant in the pool's per-tenant numbers.
    */
-  tryAcquire?(pool: string): Lease | null;
+  tryAcquire?(pool: string, tenant?: string): Lease | null;
   /**
    * Answer every current waiter of `pool` (or of every pool when omitted) with `closed`.
    * Used when health fails and at shutdown. Only this process's waiters.

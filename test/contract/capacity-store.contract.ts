@@ -292,6 +292,7 @@ export function runCapacityStoreContract(create: () => Promise<CapacityStore>): 
       admitted: 3,
       rejected: 2,
       timedOut: 1,
+      shed: 0,
     });
   });
 

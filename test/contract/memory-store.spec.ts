@@ -1,10 +1,17 @@
 import { MemoryCapacityStore } from '../../src/storage/memory-capacity.store';
 import { runCapacityStoreContract } from './capacity-store.contract';
+import { runOverloadPoliciesContract } from './overload-policies.contract';
+
+async function create(): Promise<MemoryCapacityStore> {
+  const store = new MemoryCapacityStore();
+  await store.init();
+  return store;
+}
 
 describe('MemoryCapacityStore contract', () => {
-  runCapacityStoreContract(async () => {
-    const store = new MemoryCapacityStore();
-    await store.init();
-    return store;
-  });
+  runCapacityStoreContract(create);
+});
+
+describe('MemoryCapacityStore overload policies', () => {
+  runOverloadPoliciesContract(create, { tryAcquire: true });
 });

@@ -2,6 +2,7 @@ import { RedisCapacityStore } from '../../src/storage/redis-capacity.store';
 import { uniquePrefix } from '../harness/redis';
 import { RedisCluster } from '../harness/redis-cluster';
 import { runCapacityStoreContract } from './capacity-store.contract';
+import { runOverloadPoliciesContract } from './overload-policies.contract';
 
 describe('RedisCapacityStore contract on a Redis Cluster of three masters', () => {
   let cluster: RedisCluster;
@@ -15,7 +16,7 @@ describe('RedisCapacityStore contract on a Redis Cluster of three masters', () =
     await cluster?.stop();
   });
 
-  runCapacityStoreContract(async () => {
+  async function create(): Promise<RedisCapacityStore> {
     // Each store is seeded with another node first.
     const i = n++ % 3;
     const seeds = [...cluster.seeds.slice(i), ...cluster.seeds.slice(0, i)];
@@ -30,5 +31,11 @@ describe('RedisCapacityStore contract on a Redis Cluster of three masters', () =
     );
     await store.init();
     return store;
+  }
+
+  runCapacityStoreContract(create);
+
+  describe('overload policies', () => {
+    runOverloadPoliciesContract(create);
   });
 });

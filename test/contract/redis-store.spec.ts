@@ -1,6 +1,7 @@
 import { RedisCapacityStore } from '../../src/storage/redis-capacity.store';
 import { sharedRedis, uniquePrefix } from '../harness/redis';
 import { runCapacityStoreContract } from './capacity-store.contract';
+import { runOverloadPoliciesContract } from './overload-policies.contract';
 
 describe('RedisCapacityStore contract (real redis-server)', () => {
   let redis: Awaited<ReturnType<typeof sharedRedis>>;
@@ -13,12 +14,18 @@ describe('RedisCapacityStore contract (real redis-server)', () => {
     await redis.stop();
   });
 
-  runCapacityStoreContract(async () => {
+  async function create(): Promise<RedisCapacityStore> {
     const store = new RedisCapacityStore(
       { type: 'redis', url: redis.url, keyPrefix: uniquePrefix('contract'), leaseTtl: 5 },
       { logger: false },
     );
     await store.init();
     return store;
+  }
+
+  runCapacityStoreContract(create);
+
+  describe('overload policies', () => {
+    runOverloadPoliciesContract(create);
   });
 });
