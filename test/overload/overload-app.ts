@@ -74,7 +74,7 @@ export function overloadAppModule(
     ? { priority: (req: unknown) => Number(header(req, PRIORITY_HEADER) ?? 0) }
     : {};
   const target = onDecorator ? { queueTargetMs: config.targetMs } : {};
-  const endpoints = onDecorator
+  const endpoints: BalancerOptions['endpoints'] = onDecorator
     ? {}
     : {
         '/tenanted': { ...base, tenantHeader: TENANT_HEADER },

@@ -12,7 +12,7 @@ import {
 } from './properties';
 
 /*
- * Issue 11, queueTargetMs, memory store (capacity 2, S = 50 ms, T = 2 S): bursts shorter than
+ * Issue 11, queueTargetMs, memory store (capacity 2, S = 100 ms, T = 2 S): bursts shorter than
  * the interval shed nothing although their waits pass T; a standing 3 x overload is shed early
  * (fast 503 `shed` with Retry-After) and the served requests' waits stay bounded. Bounds and
  * their derivation: properties.ts.
