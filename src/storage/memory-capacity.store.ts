@@ -1,48 +1,30 @@
 import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import type {
   AcquireOptions,
   AcquireResult,
   CapacitySource,
   CapacityStore,
   Lease,
-  PoolCounters,
   PoolSnapshot,
   ProbeLock,
   ProbeTokenEntry,
   PublishedProbeToken,
-  RejectReason,
   StoredProbeResult,
 } from './capacity-store.interface';
+import { MemoryPool } from './memory/memory-pool';
 import { sharedPortWorker } from './shared-port-worker';
 
-interface Waiter {
-  readonly enqueuedAt: number;
-  settle(result: AcquireResult): void;
-}
-
-interface PoolState {
-  capacity: number | null;
-  source: CapacitySource;
-  active: number;
-  /** Insertion-ordered: the first key is the oldest waiter; delete is O(1). */
-  queue: Map<number, Waiter>;
-  counters: PoolCounters;
-}
-
 /**
- * Single-process store. Everything happens on the event loop, so a waiter is settled exactly
- * once: by a slot, its timer, its abort signal, or `rejectWaiters`, whichever runs first, and
- * the others find it gone from the queue.
+ * Single-process store: pools (slots, ordered queue, overload policies: `memory/memory-pool.ts`),
+ * the leases this process holds, probe results, probe locks and probe tokens.
  */
 export class MemoryCapacityStore implements CapacityStore {
-  private readonly pools = new Map<string, PoolState>();
+  private readonly pools = new Map<string, MemoryPool>();
   private readonly held = new Map<string, string>();
   private readonly probeResults = new Map<string, StoredProbeResult>();
   private readonly probeLocks = new Map<string, { token: string; expiresAt: number }>();
   private readonly probeTokenEntries = new Map<string, { token: string; expiresAt: number }>();
-  private nextWaiter = 0;
   private nextLease = 0;
 
   constructor(private readonly settings: { logger?: boolean } = {}) {}
@@ -58,16 +40,10 @@ export class MemoryCapacityStore implements CapacityStore {
     }
   }
 
-  private pool(name: string): PoolState {
+  private pool(name: string): MemoryPool {
     let p = this.pools.get(name);
     if (!p) {
-      p = {
-        capacity: null,
-        source: 'probing',
-        active: 0,
-        queue: new Map(),
-        counters: { admitted: 0, rejected: 0, timedOut: 0, shed: 0 },
-      };
+      p = new MemoryPool(name, this.issue);
       this.pools.set(name, p);
     }
     return p;
@@ -77,68 +53,24 @@ export class MemoryCapacityStore implements CapacityStore {
     const p = this.pool(pool);
     p.capacity = capacity;
     p.source = source;
-    this.drain(pool, p);
+    p.drain();
   }
 
-  tryAcquire(pool: string): Lease | null {
-    const p = this.pool(pool);
-    if (p.capacity !== null && p.active < p.capacity && p.queue.size === 0)
-      return this.grant(pool, p);
-    return null;
+  tryAcquire(pool: string, tenant?: string): Lease | null {
+    return this.pool(pool).tryGrant(tenant);
   }
 
   acquire(pool: string, options: AcquireOptions): Promise<AcquireResult> {
-    const p = this.pool(pool);
-    const start = performance.now();
-    // A caller that is already gone gets no slot, free or not (as in the Redis store).
-    if (options.signal?.aborted) {
-      return Promise.resolve({ ok: false, reason: 'aborted', waitedMs: 0 });
-    }
-    if (p.capacity !== null && p.active < p.capacity && p.queue.size === 0) {
-      return Promise.resolve({ ok: true, lease: this.grant(pool, p), waitedMs: 0 });
-    }
-    if (p.queue.size >= options.maxQueue) {
-      p.counters.rejected++;
-      return Promise.resolve({ ok: false, reason: 'queue_full', waitedMs: 0 });
-    }
-    return new Promise<AcquireResult>((resolve) => {
-      const id = this.nextWaiter++;
-      const signal = options.signal;
-      const onAbort = (): void => fail('aborted');
-      const timer = setTimeout(() => fail('timeout'), Math.max(0, options.timeoutMs));
-      const cleanup = (): void => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        p.queue.delete(id);
-      };
-      const fail = (reason: RejectReason): void => {
-        if (!p.queue.has(id)) return;
-        cleanup();
-        if (reason === 'timeout') p.counters.timedOut++;
-        else if (reason === 'closed') p.counters.rejected++;
-        resolve({ ok: false, reason, waitedMs: performance.now() - start });
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      p.queue.set(id, {
-        enqueuedAt: start,
-        settle: (result) => {
-          if (!p.queue.has(id)) return;
-          cleanup();
-          if (!result.ok && result.reason === 'closed') p.counters.rejected++;
-          resolve(result.ok ? { ...result, waitedMs: performance.now() - start } : result);
-        },
-      });
-    });
+    return this.pool(pool).acquire(options);
   }
 
-  private grant(pool: string, p: PoolState): Lease {
-    p.active++;
-    p.counters.admitted++;
+  /** The lease of a slot `p` just granted. */
+  private readonly issue = (p: MemoryPool): Lease => {
     const id = String(this.nextLease++);
-    this.held.set(id, pool);
+    this.held.set(id, p.name);
     let released = false;
     return {
-      pool,
+      pool: p.name,
       id,
       release: async () => {
         if (released) return;
@@ -146,30 +78,14 @@ export class MemoryCapacityStore implements CapacityStore {
         // close() already gave this slot back: a handler that outlived shutdown must not count twice.
         if (!this.held.delete(id)) return;
         p.active--;
-        this.drain(pool, p);
+        p.drain();
       },
     };
-  }
-
-  /** Hand free slots to the oldest waiters. */
-  private drain(pool: string, p: PoolState): void {
-    while (p.capacity !== null && p.active < p.capacity && p.queue.size > 0) {
-      const [, waiter] = p.queue.entries().next().value as [number, Waiter];
-      waiter.settle({ ok: true, lease: this.grant(pool, p), waitedMs: 0 });
-    }
-  }
+  };
 
   rejectWaiters(pool?: string): void {
-    const targets = pool === undefined ? [...this.pools.values()] : [this.pool(pool)];
-    for (const p of targets) {
-      for (const waiter of [...p.queue.values()]) {
-        waiter.settle({
-          ok: false,
-          reason: 'closed',
-          waitedMs: performance.now() - waiter.enqueuedAt,
-        });
-      }
-    }
+    if (pool === undefined) for (const p of this.pools.values()) p.rejectWaiters();
+    else this.pool(pool).rejectWaiters();
   }
 
   recordRejection(pool: string): void {
@@ -181,16 +97,7 @@ export class MemoryCapacityStore implements CapacityStore {
   }
 
   async snapshot(pool: string): Promise<PoolSnapshot> {
-    const p = this.pool(pool);
-    return {
-      pool,
-      capacity: p.capacity,
-      source: p.source,
-      active: p.active,
-      queued: p.queue.size,
-      counters: { ...p.counters },
-      workers: 1,
-    };
+    return this.pool(pool).snapshot();
   }
 
   async saveProbeResult(pool: string, result: StoredProbeResult): Promise<void> {

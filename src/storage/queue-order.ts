@@ -27,6 +27,9 @@ export const DEFAULT_PRIORITY_AGING = 1000;
 /** Priorities are clamped to ±this (integers), so keys stay exact doubles. */
 export const MAX_PRIORITY = 1000;
 
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/g;
+
 /**
  * A tenant key from untrusted request data: a non-empty string, control characters replaced by
  * `?`, cut to `MAX_TENANT_LENGTH`. Anything else (no header, empty, not a string) is
@@ -35,8 +38,7 @@ export const MAX_PRIORITY = 1000;
 export function normalizeTenant(raw: unknown): string | undefined {
   if (Array.isArray(raw)) raw = raw[0];
   if (typeof raw !== 'string') return undefined;
-  // eslint-disable-next-line no-control-regex
-  const cleaned = raw.trim().slice(0, MAX_TENANT_LENGTH).replace(/[\u0000-\u001f\u007f]/g, '?');
+  const cleaned = raw.trim().slice(0, MAX_TENANT_LENGTH).replace(CONTROL_CHARACTERS, '?');
   return cleaned === '' ? undefined : cleaned;
 }
 

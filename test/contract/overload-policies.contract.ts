@@ -255,7 +255,7 @@ export function runOverloadPoliciesContract(
     it('rejects only the tenant at its limit (tenant_queue_full, counted as rejected and shed), after the global maxQueue', async () => {
       await store.setCapacity('mq', 1, 'manual');
       const holder = await hold('mq');
-      const limits = { maxQueuePerTenant: 2, maxQueue: 5 };
+      const limits = { maxQueuePerTenant: 2, maxQueue: 6 };
       const line = new Line('mq');
       await line.join('a0', { tenant: 'a', ...limits });
       await line.join('a1', { tenant: 'a', ...limits });
@@ -268,7 +268,8 @@ export function runOverloadPoliciesContract(
       await line.join('d0', limits);
       await line.join('d1', limits);
       expect(await acquire('mq', limits)).toMatchObject({ ok: false, reason: 'tenant_queue_full' });
-      // The whole queue is full (5): the global bound answers first, for every tenant.
+      await line.join('c0', { tenant: 'c', ...limits });
+      // The whole queue is full (6): the global bound answers first, for every tenant.
       expect(await acquire('mq', { tenant: 'c', ...limits })).toMatchObject({
         ok: false,
         reason: 'queue_full',
@@ -278,12 +279,12 @@ export function runOverloadPoliciesContract(
         reason: 'queue_full',
       });
       const s = await store.snapshot('mq');
-      expect(s.queued).toBe(5);
+      expect(s.queued).toBe(6);
       expect(s.counters).toMatchObject({ rejected: 4, shed: 2 });
       // The default tenant is not listed (only named tenants are).
-      expect(s.tenants?.queued).toEqual(counts(['a', 2], ['b', 1]));
-      // Rounds: a0 1, a1 2, b0 1, d0 1, d1 2.
-      expect(await line.drain(holder)).toEqual(['a0', 'b0', 'd0', 'a1', 'd1']);
+      expect(s.tenants?.queued).toEqual(counts(['a', 2], ['b', 1], ['c', 1]));
+      // Rounds: a0 1, a1 2, b0 1, d0 1, d1 2, c0 1.
+      expect(await line.drain(holder)).toEqual(['a0', 'b0', 'd0', 'c0', 'a1', 'd1']);
       expect((await tenantsOf('mq')).queued).toEqual([]);
     });
   });
