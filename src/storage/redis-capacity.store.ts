@@ -14,7 +14,14 @@ import type {
   StoredProbeResult,
 } from './capacity-store.interface';
 import { message, type CommandRunner } from './redis/command-runner';
-import type { RedisStoreTuning, StoreContext, StoreMode } from './redis/context';
+import {
+  acquireRequest,
+  resolveTuning,
+  type AcquireRequest,
+  type RedisStoreTuning,
+  type StoreContext,
+  type StoreMode,
+} from './redis/context';
 import { evictionWarning } from './redis/eviction-policy';
 import { LocalFallback } from './redis/fallback';
 import { freshEpoch, Heartbeat } from './redis/heartbeat';
@@ -24,6 +31,7 @@ import { PoolTable, type PoolState, type Slot } from './redis/pool-state';
 import { RedisProbeLocks } from './redis/probe-lock';
 import { GlobalQueue } from './redis/queue-waiter';
 import { Recovery } from './redis/recovery';
+import { readSnapshot, type SnapshotReply } from './redis/snapshot-reply';
 
 export type { RedisStoreTuning, StoreMode } from './redis/context';
 
@@ -41,9 +49,11 @@ type Storage = ResolvedBalancerOptions['storage'];
  *
  * - Slots are leases in a sorted set (score = expiry), renewed by a per-process heartbeat: a
  *   killed worker's slots come back within `leaseTtl`.
- * - Acquire and release are one Lua call each. Waiters of all workers sit in one queue ordered
- *   by arrival; a release grants the head waiter inside the same script and publishes the grant;
- *   the grantee claims it within `claimMs`, a jittered poll covers lost messages.
+ * - Acquire and release are one Lua call each. Waiters of all workers sit in one queue in the
+ *   order of `queue-order.ts` (tenants round-robin, aged priorities; arrival order without
+ *   them), with `maxQueuePerTenant` and `queueTargetMs` decided in the same ACQUIRE script; a
+ *   release grants the first waiter inside the same script and publishes the grant; the
+ *   grantee claims it within `claimMs`, a jittered poll covers lost messages.
  * - Redis unreachable: the cap stays a guarantee. This worker reuses only the slots it holds in
  *   Redis, for at most `fallbackWindow` after its last heartbeat (those leases outlive that
  *   window in Redis), then answers 503 until Redis is back; recovery is one atomic ADOPT per pool.
@@ -74,19 +84,7 @@ export class RedisCapacityStore implements CapacityStore {
   ) {
     if (settings.logger) this.logger = new Logger('BalancerRedisStore');
     this.ttlMs = Math.round(storage.leaseTtl * 1000);
-    const window = storage.fallbackWindow ?? storage.leaseTtl * 0.6;
-    this.tuning = {
-      heartbeatMs: Math.max(50, Math.floor(this.ttlMs / 3)),
-      pollMs: Math.min(500, Math.max(20, Math.floor(this.ttlMs / 4))),
-      commandTimeoutMs: Math.min(2000, Math.max(100, Math.floor(this.ttlMs / 2))),
-      connectWaitMs: 3000,
-      recoverMs: 500,
-      fallbackWindowMs: Math.round(window * 1000),
-      claimMs: Math.min(this.ttlMs, 1000),
-      ...settings.tuning,
-    };
-    if (this.tuning.fallbackWindowMs >= this.ttlMs)
-      throw new Error('storage.fallbackWindow must be shorter than storage.leaseTtl');
+    this.tuning = resolveTuning(storage, settings.tuning);
     this.grantPrefix = grantPrefix(storage.keyPrefix);
     const common = [this.ttlMs, this.tuning.claimMs, this.grantPrefix];
     this.pools = new PoolTable(storage.keyPrefix, (p) => this.register(p));
@@ -99,11 +97,11 @@ export class RedisCapacityStore implements CapacityStore {
       mode: () => this.recovery?.mode ?? 'expired',
       isClosed: () => this.closed,
       common: () => common,
-      newId: () => `${this.processId}:${this.nextId++}`,
+      // Fixed width: the queue serves equal keys in member order, arrival order within a process.
+      newId: () => `${this.processId}:${(this.nextId++).toString(36).padStart(10, '0')}`,
       makeSlot: (p, id, expiresBy) => this.slot(p, id, expiresBy),
       degrade: (err) => this.recovery?.degrade(err),
-      acquireLocal: (p, start, deadline, maxQueue, signal) =>
-        this.acquireLocal(p, start, deadline, maxQueue, signal),
+      acquireLocal: (p, req) => this.acquireLocal(p, req),
       warn: (text) => this.logger?.warn(text),
       log: (text) => this.logger?.log(text),
     };
@@ -185,7 +183,7 @@ export class RedisCapacityStore implements CapacityStore {
     if (this.online) {
       try {
         p.pendingCapacity = undefined;
-        p.epoch = await this.commands().script<string>('balancerSetCapacity', p.keys.four, [
+        p.epoch = await this.commands().script<string>('balancerSetCapacity', p.keys.script, [
           ...this.ctx.common(),
           capacity ?? '',
           source,
@@ -208,23 +206,17 @@ export class RedisCapacityStore implements CapacityStore {
     if (this.closed) return Promise.resolve({ ok: false, reason: 'closed', waitedMs: 0 });
     if (options.signal?.aborted)
       return Promise.resolve({ ok: false, reason: 'aborted', waitedMs: 0 });
-    const deadline = start + Math.max(0, options.timeoutMs);
-    if (this.online)
-      return this.queue.acquire(p, start, deadline, options.maxQueue, options.signal);
-    return this.acquireLocal(p, start, deadline, options.maxQueue, options.signal);
+    const req = acquireRequest(options, start);
+    if (this.online) return this.queue.acquire(p, req);
+    return this.acquireLocal(p, req);
   }
 
-  private async acquireLocal(
-    p: PoolState,
-    start: number,
-    deadline: number,
-    maxQueue: number,
-    signal?: AbortSignal,
-  ): Promise<AcquireResult> {
-    const result = await this.fallback.acquire(p, start, deadline, maxQueue, signal);
+  private async acquireLocal(p: PoolState, req: AcquireRequest): Promise<AcquireResult> {
+    const result = await this.fallback.acquire(p, req);
     if (result !== 'migrate') return result;
-    if (this.closed) return { ok: false, reason: 'closed', waitedMs: performance.now() - start };
-    return this.queue.acquire(p, start, deadline, maxQueue, signal);
+    if (this.closed)
+      return { ok: false, reason: 'closed', waitedMs: performance.now() - req.start };
+    return this.queue.acquire(p, req);
   }
 
   private slot(p: PoolState, id: string, expiresBy: number): Slot {
@@ -245,7 +237,10 @@ export class RedisCapacityStore implements CapacityStore {
     p.slots.delete(slot);
     if (!this.online) return this.recovery?.released(p, slot);
     try {
-      await this.commands().script('balancerRelease', p.keys.four, [...this.ctx.common(), slot.id]);
+      await this.commands().script('balancerRelease', p.keys.script, [
+        ...this.ctx.common(),
+        slot.id,
+      ]);
     } catch (err) {
       // Not renewed any more, so Redis drops it within leaseTtl; recovery drops it sooner.
       p.orphans.add(slot.id);
@@ -286,42 +281,20 @@ export class RedisCapacityStore implements CapacityStore {
     const p = this.pools.get(pool);
     if (this.online) {
       try {
-        const [capacity, source, active, queued, admitted, rejected, timedOut] =
-          await this.commands().script<[number, string, number, number, number, number, number]>(
-            'balancerSnapshot',
-            p.keys.four,
-            [],
-          );
-        p.counters = { admitted, rejected, timedOut, shed: p.counters.shed };
-        p.learn(capacity, source);
-        return {
-          pool,
-          capacity: capacity < 0 ? null : capacity,
-          source: (source || 'probing') as CapacitySource,
-          active,
-          queued,
-          counters: { ...p.counters },
-          workers: p.workers,
-        };
+        const reply = await this.commands().script<SnapshotReply>(
+          'balancerSnapshot',
+          p.keys.script,
+          [],
+        );
+        const read = readSnapshot(pool, reply);
+        p.counters = read.counters;
+        p.learn(read.capacity, read.source);
+        return { ...read.snapshot, workers: p.workers };
       } catch (err) {
         this.ctx.degrade(err);
       }
     }
-    return {
-      pool,
-      // The slots this worker may still use on its own (0 once the fallback window is over).
-      capacity: this.fallback.capacity(p),
-      source: 'fallback',
-      active: p.slots.size,
-      queued: this.fallback.queued(p),
-      counters: {
-        admitted: p.counters.admitted + p.deltas.admitted,
-        rejected: p.counters.rejected + p.deltas.rejected,
-        timedOut: p.counters.timedOut + p.deltas.timedOut,
-        shed: p.counters.shed + p.deltas.shed,
-      },
-      workers: p.workers,
-    };
+    return this.fallback.snapshot(p);
   }
 
   // ---------------------------------------------------------------- probe results and lock
@@ -373,7 +346,7 @@ export class RedisCapacityStore implements CapacityStore {
       p.slots.clear();
       if (this.online) {
         await this.commands()
-          .script('balancerLeave', p.keys.five, [...this.ctx.common(), this.processId, ...ids])
+          .script('balancerLeave', p.keys.script, [...this.ctx.common(), this.processId, ...ids])
           .catch((err: unknown) =>
             this.ctx.warn(
               `could not give back the slots of ${p.name}: ${message(err)} (they expire within leaseTtl)`,

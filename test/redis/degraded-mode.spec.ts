@@ -191,10 +191,10 @@ describe('Redis store: degraded mode (cut links, restarts)', () => {
     const b = await makeStore(prefix);
     await a.setCapacity('/p', 1, 'manual');
     const held = lease(await a.acquire('/p', { timeoutMs: LONG, maxQueue: 10 }));
-    // A waiter of a process that died (its entry would live for leaseTtl without a claim).
+    // A waiter of a process that died (its entry would live for leaseTtl without a claim), at
+    // the head of the queue (key 0: before any round).
     const keys = `${prefix}:{/p}`;
-    const seq = await raw.hincrby(`${keys}:meta`, 'seq', 1);
-    await raw.zadd(`${keys}:queue`, seq, 'deadproc:1');
+    await raw.zadd(`${keys}:queue`, 0, 'deadproc:1');
     await raw.zadd(`${keys}:qexp`, (await redisNow(raw)) + 60_000, 'deadproc:1');
     const waiting = b.acquire('/p', { timeoutMs: LONG, maxQueue: 10 });
     await waitFor(async () => (await raw.zcard(`${keys}:queue`)) === 2, 5_000, 'b queued');

@@ -1,4 +1,5 @@
-import type { AcquireResult } from '../capacity-store.interface';
+import type { AcquireOptions, AcquireResult } from '../capacity-store.interface';
+import { DEFAULT_PRIORITY_AGING } from '../queue-order';
 import type { CommandRunner } from './command-runner';
 import type { PoolState, PoolTable, Slot } from './pool-state';
 
@@ -21,6 +22,28 @@ export interface RedisStoreTuning {
   fallbackWindowMs: number;
   /** How long a grant holds its slot until the waiter's process claims it. @default min(leaseTtl, 1000) */
   claimMs: number;
+}
+
+/** The tuning of a store: derived from `leaseTtl` and `fallbackWindow` (s), then overridden. */
+export function resolveTuning(
+  storage: { leaseTtl: number; fallbackWindow?: number },
+  overrides: Partial<RedisStoreTuning> = {},
+): RedisStoreTuning {
+  const ttlMs = Math.round(storage.leaseTtl * 1000);
+  const window = storage.fallbackWindow ?? storage.leaseTtl * 0.6;
+  const tuning = {
+    heartbeatMs: Math.max(50, Math.floor(ttlMs / 3)),
+    pollMs: Math.min(500, Math.max(20, Math.floor(ttlMs / 4))),
+    commandTimeoutMs: Math.min(2000, Math.max(100, Math.floor(ttlMs / 2))),
+    connectWaitMs: 3000,
+    recoverMs: 500,
+    fallbackWindowMs: Math.round(window * 1000),
+    claimMs: Math.min(ttlMs, 1000),
+    ...overrides,
+  };
+  if (tuning.fallbackWindowMs >= ttlMs)
+    throw new Error('storage.fallbackWindow must be shorter than storage.leaseTtl');
+  return tuning;
 }
 
 /**
@@ -52,17 +75,41 @@ export interface StoreContext {
   /** A command failed: Redis counts as unreachable. */
   degrade(err: unknown): void;
   /** Continue an acquire in local admission (Redis became unreachable while it waited). */
-  acquireLocal(
-    p: PoolState,
-    start: number,
-    deadline: number,
-    maxQueue: number,
-    signal?: AbortSignal,
-  ): Promise<AcquireResult>;
+  acquireLocal(p: PoolState, req: AcquireRequest): Promise<AcquireResult>;
   warn(text: string): void;
   log(text: string): void;
 }
 
 export function jitter(ms: number): number {
   return ms * (0.5 + Math.random());
+}
+
+/** One acquire as the global queue and the local fallback take it: the options, resolved. */
+export interface AcquireRequest {
+  /** `performance.now()` when the acquire began, and when its wait ends. */
+  readonly start: number;
+  readonly deadline: number;
+  readonly maxQueue: number;
+  readonly signal?: AbortSignal;
+  /** `''`: the pool's shared default tenant. */
+  readonly tenant: string;
+  readonly priority: number;
+  readonly priorityAging: number;
+  /** 0: no per-tenant limit. */
+  readonly maxQueuePerTenant: number;
+  readonly queueTargetMs?: number;
+}
+
+export function acquireRequest(options: AcquireOptions, start: number): AcquireRequest {
+  return {
+    start,
+    deadline: start + Math.max(0, options.timeoutMs),
+    maxQueue: options.maxQueue,
+    signal: options.signal,
+    tenant: options.tenant || '',
+    priority: options.priority ?? 0,
+    priorityAging: options.priorityAging ?? DEFAULT_PRIORITY_AGING,
+    maxQueuePerTenant: options.maxQueuePerTenant ?? 0,
+    queueTargetMs: options.queueTargetMs,
+  };
 }

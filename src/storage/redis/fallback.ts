@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import type { AcquireResult } from '../capacity-store.interface';
-import type { StoreContext } from './context';
+import type { AcquireResult, PoolSnapshot } from '../capacity-store.interface';
+import type { AcquireRequest, StoreContext } from './context';
 import type { PoolState, Slot } from './pool-state';
 
 /** A lease id recorded in Redis that this process holds but no request uses right now. */
@@ -12,7 +12,7 @@ interface FreeSlot {
 interface LocalWaiter {
   readonly pool: PoolState;
   readonly start: number;
-  readonly maxQueue: number;
+  readonly tenant: string;
   readonly signal?: AbortSignal;
   timer?: NodeJS.Timeout;
   onAbort?: () => void;
@@ -26,7 +26,11 @@ interface LocalWaiter {
  * and only until the fallback window ends, `fallbackWindowMs` after its last confirmed
  * heartbeat on its own monotonic clock, which is `leaseTtl - fallbackWindowMs` before those
  * leases can expire in Redis. After the window it admits nothing (the caller answers 503) until
- * Redis is back. Waiters queue locally in FIFO order and move to the global queue on recovery.
+ * Redis is back. Waiters queue locally and move to the global queue on recovery.
+ *
+ * The local queue is plain FIFO: for the few seconds of a fallback window, on the handful of
+ * slots this process holds, tenants, priorities and `queueTargetMs` do not order or shed it
+ * (nor are admissions counted per tenant). `maxQueuePerTenant` still holds, per process.
  */
 export class LocalFallback {
   private readonly free = new Map<PoolState, FreeSlot[]>();
@@ -76,13 +80,8 @@ export class LocalFallback {
     return now < this.until && now < expiresBy - this.margin;
   }
 
-  acquire(
-    p: PoolState,
-    start: number,
-    deadline: number,
-    maxQueue: number,
-    signal?: AbortSignal,
-  ): Promise<AcquireResult | 'migrate'> {
+  acquire(p: PoolState, req: AcquireRequest): Promise<AcquireResult | 'migrate'> {
+    const { start, signal, tenant } = req;
     const waitedMs = (): number => performance.now() - start;
     // While a recovery is in flight, wait for its outcome (the waiter moves to the global
     // queue, or gets 503 if the recovery fails after the window).
@@ -99,18 +98,27 @@ export class LocalFallback {
         return Promise.resolve({ ok: true, lease: slot, waitedMs: waitedMs() });
       }
     }
-    if (queued >= maxQueue) {
+    if (queued >= req.maxQueue) {
       p.deltas.rejected++;
       return Promise.resolve({ ok: false, reason: 'queue_full', waitedMs: waitedMs() });
     }
+    const limit = req.maxQueuePerTenant;
+    if (
+      limit > 0 &&
+      this.waiters.filter((w) => w.pool === p && w.tenant === tenant).length >= limit
+    ) {
+      p.deltas.rejected++;
+      p.deltas.shed++;
+      return Promise.resolve({ ok: false, reason: 'tenant_queue_full', waitedMs: waitedMs() });
+    }
     return new Promise((resolve) => {
-      const w: LocalWaiter = { pool: p, start, maxQueue, signal, resolve };
+      const w: LocalWaiter = { pool: p, start, tenant, signal, resolve };
       const leave = (reason: 'timeout' | 'aborted'): void => {
         if (!this.remove(w)) return;
         if (reason === 'timeout') p.deltas.timedOut++;
         resolve({ ok: false, reason, waitedMs: waitedMs() });
       };
-      w.timer = setTimeout(() => leave('timeout'), Math.max(0, deadline - performance.now()));
+      w.timer = setTimeout(() => leave('timeout'), Math.max(0, req.deadline - performance.now()));
       if (signal) {
         w.onAbort = () => leave('aborted');
         signal.addEventListener('abort', w.onAbort, { once: true });
@@ -204,16 +212,30 @@ export class LocalFallback {
     }
   }
 
-  /** Usable slots of `p` right now: held (running) ones within their time plus free ones. */
-  capacity(p: PoolState): number {
-    let n = 0;
-    for (const s of p.slots) if (this.usable(s.expiresBy)) n++;
-    for (const f of this.free.get(p) ?? []) if (this.usable(f.expiresBy)) n++;
-    return n;
-  }
-
-  queued(p: PoolState): number {
-    return this.waiters.filter((w) => w.pool === p).length;
+  /**
+   * What this process sees of `p` while cut off: the slots it may still use on its own (held
+   * ones within their time plus free ones; 0 once the window is over), its own queue, and the
+   * last global counters plus its local counts. No per-tenant or queueTargetMs part.
+   */
+  snapshot(p: PoolState): PoolSnapshot {
+    let capacity = 0;
+    for (const s of p.slots) if (this.usable(s.expiresBy)) capacity++;
+    for (const f of this.free.get(p) ?? []) if (this.usable(f.expiresBy)) capacity++;
+    const { counters: c, deltas: d } = p;
+    return {
+      pool: p.name,
+      capacity,
+      source: 'fallback',
+      active: p.slots.size,
+      queued: this.waiters.filter((w) => w.pool === p).length,
+      counters: {
+        admitted: c.admitted + d.admitted,
+        rejected: c.rejected + d.rejected,
+        timedOut: c.timedOut + d.timedOut,
+        shed: c.shed + d.shed,
+      },
+      workers: p.workers,
+    };
   }
 
   stop(): void {

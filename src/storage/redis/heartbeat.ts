@@ -53,7 +53,7 @@ export class Heartbeat {
     const known = p.settings();
     const [workers, capacity, missing, source, epoch] = await this.ctx
       .runner()
-      .script<[number, number, number, string, string]>('balancerHeartbeat', p.keys.five, [
+      .script<[number, number, number, string, string]>('balancerHeartbeat', p.keys.script, [
         ...this.ctx.common(),
         this.ctx.processId,
         p.epoch,

@@ -1,6 +1,7 @@
 /**
  * Key layout. Every key of a pool carries the hash tag `{pool}` under the prefix, so one pool's
- * keys live in one Redis Cluster slot and a script may touch all of them.
+ * keys live in one Redis Cluster slot and a script may touch all of them. Tenant names (they
+ * come from requests) are never part of a key name, only hash fields and sorted-set members.
  */
 export interface PoolKeys {
   readonly meta: string;
@@ -8,30 +9,54 @@ export interface PoolKeys {
   readonly queue: string;
   readonly qexp: string;
   readonly workers: string;
+  /** Hash: waiter id -> its round, enqueue time and tenant. */
+  readonly waiters: string;
+  /** Sorted set: tenant with waiters -> minus its queued count. */
+  readonly tenantQueued: string;
+  /** Hash: tenant with waiters -> its last round. */
+  readonly tenantRounds: string;
+  /** Sorted set: tracked tenant -> minus its admitted count (heavy hitters). */
+  readonly tenantAdmitted: string;
   readonly probe: string;
   readonly lock: string;
   /** The running probe's header token (see `ProbeTokens`), with the lock's TTL. */
   readonly probeToken: string;
-  /** meta, leases, queue, qexp: the KEYS of most scripts. */
-  readonly four: readonly string[];
-  /** The four plus workers. */
-  readonly five: readonly string[];
+  /** The KEYS of every pool script, in the order of `POOL_SCRIPT_KEYS`. */
+  readonly script: readonly string[];
 }
+
+/** Suffixes of the KEYS every pool script receives, in order (`KEYS[1]` is the meta hash). */
+export const POOL_SCRIPT_KEYS = [
+  'meta',
+  'leases',
+  'queue',
+  'qexp',
+  'workers',
+  'waiters',
+  'tenant-queued',
+  'tenant-rounds',
+  'tenant-admitted',
+] as const;
 
 export function poolKeys(prefix: string, pool: string): PoolKeys {
   const tag = `${prefix}:{${pool}}`;
-  const four = [`${tag}:meta`, `${tag}:leases`, `${tag}:queue`, `${tag}:qexp`];
+  const script = POOL_SCRIPT_KEYS.map((name) => `${tag}:${name}`);
+  const [meta, leases, queue, qexp, workers, waiters, tenantQueued, tenantRounds, tenantAdmitted] =
+    script;
   return {
-    meta: four[0],
-    leases: four[1],
-    queue: four[2],
-    qexp: four[3],
-    workers: `${tag}:workers`,
+    meta,
+    leases,
+    queue,
+    qexp,
+    workers,
+    waiters,
+    tenantQueued,
+    tenantRounds,
+    tenantAdmitted,
     probe: `${tag}:probe`,
     lock: `${tag}:probe-lock`,
     probeToken: `${tag}:probe-token`,
-    four,
-    five: [...four, `${tag}:workers`],
+    script,
   };
 }
 

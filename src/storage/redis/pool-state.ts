@@ -60,6 +60,7 @@ export class PoolState {
     this.deltas.admitted += sign * d.admitted;
     this.deltas.rejected += sign * d.rejected;
     this.deltas.timedOut += sign * d.timedOut;
+    this.deltas.shed += sign * d.shed;
   }
 }
 

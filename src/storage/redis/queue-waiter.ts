@@ -1,15 +1,21 @@
 import { performance } from 'node:perf_hooks';
-import type { AcquireResult } from '../capacity-store.interface';
-import { jitter, type StoreContext } from './context';
+import type { AcquireResult, RejectReason } from '../capacity-store.interface';
+import { queueTargetIntervalMs } from '../queue-order';
+import { jitter, type AcquireRequest, type StoreContext } from './context';
 import type { PoolState } from './pool-state';
+import { ACQUIRE_CODES } from './scripts';
+
+/** ACQUIRE's refusals. */
+const REFUSED: Record<number, RejectReason> = {
+  [ACQUIRE_CODES.queueFull]: 'queue_full',
+  [ACQUIRE_CODES.tenantQueueFull]: 'tenant_queue_full',
+  [ACQUIRE_CODES.shed]: 'shed',
+};
 
 interface RedisWaiter {
   readonly id: string;
   readonly pool: PoolState;
-  readonly start: number;
-  readonly deadline: number;
-  readonly maxQueue: number;
-  readonly signal?: AbortSignal;
+  readonly req: AcquireRequest;
   state: 'enqueuing' | 'waiting' | 'claiming' | 'cancelling' | 'done';
   /** A grant message arrived before the enqueue reply. */
   grantedEarly: boolean;
@@ -21,8 +27,8 @@ interface RedisWaiter {
 }
 
 /**
- * Acquire through Redis: one ACQUIRE script (a lease at once, or a place in the global FIFO
- * queue); a queued waiter is granted by whichever process frees a slot, hears of it on its grant
+ * Acquire through Redis: one ACQUIRE script (a lease at once, a refusal, or a place in the
+ * global queue, in the order of `queue-order.ts`); a queued waiter is granted by whichever process frees a slot, hears of it on its grant
  * channel (or from the jittered poll that covers lost messages), and claims the grant.
  */
 export class GlobalQueue {
@@ -43,21 +49,13 @@ export class GlobalQueue {
     return this.waiters.size;
   }
 
-  acquire(
-    p: PoolState,
-    start: number,
-    deadline: number,
-    maxQueue: number,
-    signal?: AbortSignal,
-  ): Promise<AcquireResult> {
+  acquire(p: PoolState, req: AcquireRequest): Promise<AcquireResult> {
+    const signal = req.signal;
     return new Promise<AcquireResult>((resolve) => {
       const w: RedisWaiter = {
         id: this.ctx.newId(),
         pool: p,
-        start,
-        deadline,
-        maxQueue,
-        signal,
+        req,
         state: 'enqueuing',
         grantedEarly: false,
         resolve,
@@ -77,17 +75,37 @@ export class GlobalQueue {
 
   private enqueue(w: RedisWaiter): void {
     const p = w.pool;
+    const r = w.req;
+    const target = r.queueTargetMs;
     const sentAt = performance.now();
     this.ctx
       .runner()
-      .script<number>('balancerAcquire', p.keys.four, [...this.ctx.common(), w.id, w.maxQueue])
+      .script<[number, number]>('balancerAcquire', p.keys.script, [
+        ...this.ctx.common(),
+        w.id,
+        r.maxQueue,
+        r.tenant,
+        r.priority,
+        r.priorityAging,
+        r.maxQueuePerTenant,
+        target ?? '',
+        target === undefined ? '' : queueTargetIntervalMs(target),
+      ])
       .then(
-        (code) => {
+        ([code, retryAfterS]) => {
           if (w.state !== 'enqueuing') return;
-          if (code === 1) return this.granted(w, sentAt + this.ctx.ttlMs);
-          if (code === 0 && w.grantedEarly) return this.claim(w);
-          if (code === -1)
-            return this.finish(w, { ok: false, reason: 'queue_full', waitedMs: this.since(w) });
+          if (code === ACQUIRE_CODES.granted) return this.granted(w, sentAt + this.ctx.ttlMs);
+          if (code === ACQUIRE_CODES.queued && w.grantedEarly) return this.claim(w);
+          const reason = REFUSED[code];
+          if (reason) {
+            const waitedMs = this.since(w);
+            return this.finish(
+              w,
+              reason === 'shed'
+                ? { ok: false, reason, waitedMs, retryAfterS }
+                : { ok: false, reason, waitedMs },
+            );
+          }
           if (this.ctx.mode() !== 'online') {
             p.orphans.add(w.id);
             return this.toLocal(w);
@@ -96,7 +114,7 @@ export class GlobalQueue {
           if (w.cancelRequested) return void this.cancel(w, w.cancelRequested);
           w.timer = setTimeout(
             () => void this.cancel(w, 'timeout'),
-            Math.max(0, w.deadline - performance.now()),
+            Math.max(0, w.req.deadline - performance.now()),
           );
           this.schedulePoll();
         },
@@ -111,13 +129,13 @@ export class GlobalQueue {
   }
 
   private since(w: RedisWaiter): number {
-    return performance.now() - w.start;
+    return performance.now() - w.req.start;
   }
 
   private cleanup(w: RedisWaiter): void {
     w.state = 'done';
     if (w.timer) clearTimeout(w.timer);
-    if (w.onAbort) w.signal?.removeEventListener('abort', w.onAbort);
+    if (w.onAbort) w.req.signal?.removeEventListener('abort', w.onAbort);
     this.waiters.delete(w.id);
   }
 
@@ -130,7 +148,7 @@ export class GlobalQueue {
   private granted(w: RedisWaiter, expiresBy: number): void {
     this.cleanup(w);
     const slot = this.ctx.makeSlot(w.pool, w.id, expiresBy);
-    if (w.cancelRequested || w.signal?.aborted) {
+    if (w.cancelRequested || w.req.signal?.aborted) {
       // The client left while the grant was on its way: an aborted waiter never keeps a slot.
       void slot.release();
       w.resolve({ ok: false, reason: w.cancelRequested ?? 'aborted', waitedMs: this.since(w) });
@@ -151,7 +169,7 @@ export class GlobalQueue {
     const sentAt = performance.now();
     this.ctx
       .runner()
-      .script<number>('balancerClaim', p.keys.four, [...this.ctx.common(), w.id])
+      .script<number>('balancerClaim', p.keys.script, [...this.ctx.common(), w.id])
       .then(
         (claimed) => {
           if (claimed === 1) return this.granted(w, sentAt + this.ctx.ttlMs);
@@ -183,7 +201,12 @@ export class GlobalQueue {
     const sentAt = performance.now();
     return this.ctx
       .runner()
-      .script<number>('balancerCancel', p.keys.four, [...this.ctx.common(), w.id, reason])
+      .script<number>('balancerCancel', p.keys.script, [
+        ...this.ctx.common(),
+        w.id,
+        reason,
+        w.req.tenant,
+      ])
       .then(
         (code) => {
           // 1: the grant won the race with the timeout; the request is admitted (and claimed).
@@ -203,9 +226,7 @@ export class GlobalQueue {
   /** Continue a waiter in local admission (Redis became unreachable). */
   private toLocal(w: RedisWaiter): void {
     this.cleanup(w);
-    void this.ctx
-      .acquireLocal(w.pool, w.start, w.deadline, w.maxQueue, w.signal)
-      .then((r) => w.resolve(r));
+    void this.ctx.acquireLocal(w.pool, w.req).then((r) => w.resolve(r));
   }
 
   /** Redis is unreachable: every queued waiter continues locally; its queue entry is dropped later. */
@@ -256,7 +277,7 @@ export class GlobalQueue {
           const ids = waiting.map((w) => w.id);
           const states = await this.ctx
             .runner()
-            .script<number[]>('balancerPoll', p.keys.four, [...this.ctx.common(), ...ids]);
+            .script<number[]>('balancerPoll', p.keys.script, [...this.ctx.common(), ...ids]);
           ids.forEach((id, i) => {
             const w = this.waiters.get(id);
             if (!w || w.state !== 'waiting') return;

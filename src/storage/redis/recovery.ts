@@ -58,8 +58,9 @@ export class Recovery {
     this.ctx.warn(
       `Redis unreachable (${message(err)}); reusing this worker's slots for at most ${this.ctx.tuning.fallbackWindowMs} ms after its last heartbeat, then answering 503 until Redis returns`,
     );
-    this.parts.queue.allToLocal();
+    // The window first: the waiters moved to local admission are judged by it.
     this.parts.fallback.enter(this.parts.heartbeat.confirmedAt);
+    this.parts.queue.allToLocal();
     this.schedule();
   }
 
@@ -123,7 +124,7 @@ export class Recovery {
     for (const [p, ids] of byPool) {
       this.ctx
         .runner()
-        .script('balancerRelease', p.keys.four, [...this.ctx.common(), ...ids])
+        .script('balancerRelease', p.keys.script, [...this.ctx.common(), ...ids])
         .catch((err: unknown) => {
           ids.forEach((id) => p.orphans.add(id));
           this.ctx.degrade(err);
@@ -150,7 +151,7 @@ export class Recovery {
     try {
       reply = await this.ctx
         .runner()
-        .script('balancerAdopt', p.keys.five, [
+        .script('balancerAdopt', p.keys.script, [
           ...this.ctx.common(),
           this.ctx.processId,
           p.epoch,
@@ -162,6 +163,7 @@ export class Recovery {
           d.admitted,
           d.rejected,
           d.timedOut,
+          d.shed,
           running.length,
           ...running.map((s) => s.id),
           ...drop,
