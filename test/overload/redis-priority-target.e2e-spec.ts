@@ -2,6 +2,7 @@ import { latencyOf, median } from './load';
 import {
   expectBurstsNotShed,
   expectPriorityServedNext,
+  expectProperty,
   expectStandingOverloadShed,
   overloadFigures,
   runBursts,
@@ -44,8 +45,9 @@ describe.each(PLATFORMS)(
       const shedShare = (f: typeof one) => f.shed / f.sent;
       // Both fractions estimate one probability; half of worker 1's leaves room for worker 2's
       // small sample (about 30 requests in the window).
-      expect({ one, two, same: shedShare(two) >= shedShare(one) / 2 }).toMatchObject({
-        same: true,
+      expectProperty(shedShare(two) >= shedShare(one) / 2, 'worker 2 shed like worker 1', {
+        one,
+        two,
       });
       const servedTwo = run.window.filter((s) => s.url === w2 && s.status === 200);
       expect(median(servedTwo.map(latencyOf))).toBeLessThanOrEqual(SERVED_P50_BOUND_MS);
