@@ -25,7 +25,7 @@ export function expectProperty(condition: boolean, property: string, figures: ob
 
 /*
  * The three properties of issue 11 as scenarios with their model and bounds, shared by the
- * memory suites (one in-process server) and the Redis suite (two worker processes): a scenario
+ * memory suites (one in-process server) and the Redis suites (two worker processes): a scenario
  * takes the base URL each client sends to, so the same numbers are asserted in both.
  */
 
