@@ -77,16 +77,18 @@ export class AdmissionControl {
       }
     | undefined {
     if (context.getType() !== 'http') return undefined;
-    const http = context.switchToHttp();
-    const req = http.getRequest<AdapterRequest>();
+    // `getArgByIndex` rather than `switchToHttp()`, which assigns three new closures onto the
+    // context on every call: this runs on every request of a watched route.
+    const req = context.getArgByIndex<AdapterRequest>(0);
     // Express hands us the Node objects themselves; Fastify wraps them as `.raw`.
     const rawReq = (req.raw ?? req) as IncomingMessage;
-    const reply = http.getResponse<ServerResponse | { raw: ServerResponse }>();
+    const reply = context.getArgByIndex<ServerResponse | { raw: ServerResponse }>(1);
     const raw: ServerResponse = 'raw' in reply ? reply.raw : reply;
     const route = this.registry.forRequest(
       context.getClass(),
       context.getHandler().name,
-      () => routePathOf(req),
+      req,
+      routePathOf,
       rawReq.method ?? 'GET',
     );
     return { route, rawReq, raw, req };
@@ -120,6 +122,12 @@ export class AdmissionControl {
   }
 
   private take({ pool, req, raw, bodyUnread }: AdmissionRequest): Lease | Promise<Lease> {
+    // The common case first, with nothing allocated: the gate is open and a slot is free.
+    const free = this.gate.closedReason === null ? this.store.tryAcquire?.(pool.key) : undefined;
+    if (free) {
+      this.events.emit(pool.key, 'admitted', 0);
+      return free;
+    }
     const lease = withRetryAfter(raw, () => this.immediate(pool));
     if (lease) return lease;
     // Waiting with a body already read into memory: bounded by the pool's byte budget.
@@ -256,7 +264,7 @@ function setRetryAfter(raw: ServerResponse, error: unknown): void {
 }
 
 /** The path pattern the HTTP adapter matched (Express `req.route.path`, Fastify `routeOptions.url`). */
-function routePathOf(req: AdapterRequest): string | undefined {
+export function routePathOf(req: AdapterRequest): string | undefined {
   const path = req.route?.path ?? req.routeOptions?.url;
   return typeof path === 'string' ? path : undefined;
 }

@@ -68,8 +68,7 @@ export function attachAdmission(
   };
   (rawReq as AdmittedRequest)[ADMISSION_STATE] = state;
   const onResponseDone = (): void => {
-    rawRes.off('finish', onResponseDone);
-    rawRes.off('close', onResponseDone);
+    if (state.responseDone) return;
     state.responseDone = true;
     if (!state.entered || state.handlerDone) releaseAdmission(state);
   };
@@ -78,8 +77,10 @@ export function attachAdmission(
     onResponseDone();
     return state;
   }
-  rawRes.once('finish', onResponseDone);
-  rawRes.once('close', onResponseDone);
+  // A server response emits 'close' once: right after 'finish' when it was sent, or when the
+  // connection ended first. One plain listener (no `once` wrappers to build and remove; the
+  // response goes away with it) keeps the per-request cost down.
+  rawRes.on('close', onResponseDone);
   return state;
 }
 

@@ -89,20 +89,22 @@ export class PoolRegistry {
   }
 
   /**
-   * The watched route a request is on. `routePath` is asked only when the method serves several
-   * watched paths or the handler lost its name: the path pattern as the adapter matched it.
+   * The watched route a request is on. `routePath(req)` is asked only when the method serves
+   * several watched paths or the handler lost its name: the path pattern as the adapter matched
+   * it (a function and its argument rather than a closure: nothing is allocated per request).
    */
-  forRequest(
+  forRequest<R>(
     controller: object,
     handlerName: string,
-    routePath: () => string | undefined,
+    req: R,
+    routePath: (req: R) => string | undefined,
     method: string,
   ): WatchedRoute | undefined {
     const methods = this.byClass.get(controller);
     if (!methods) return undefined;
     const candidates = methods.get(handlerName);
     if (candidates?.length === 1) return candidates[0];
-    const path = routePath();
+    const path = routePath(req);
     return path === undefined ? undefined : this.forRoute(method, path);
   }
 
