@@ -17,6 +17,8 @@ export interface LoadTarget {
   path: string;
   method: 'GET' | 'POST';
   body?: unknown;
+  /** Extra request headers (e.g. a tenant key), sent with every request. */
+  headers?: Record<string, string>;
 }
 
 export interface LoadHooks {
@@ -73,6 +75,13 @@ export interface LoadResult {
   goodput: number;
   /** Latency of the window's 2xx answers (including ones that arrived during the drain). */
   latency: LatencySummary;
+  /** Latency of the window's other answers, per status (how long a refusal took to arrive). */
+  latencyByStatus: Record<string, LatencySummary>;
+  /**
+   * Latency of the window's rejections: 503 and 504 together (what an admission layer answers
+   * when it turns a request away: queue full, shed, queue wait expired, unhealthy).
+   */
+  rejectedLatency: LatencySummary;
   /** Window requests that were never answered (error, client timeout, unanswered at drain end). */
   lost: number;
   lostByReason: Record<string, number>;
@@ -90,10 +99,15 @@ export function assertLoopback(url: string): void {
   }
 }
 
+/** Statuses that count as a rejection by an admission layer (see `LoadResult.rejectedLatency`). */
+export const REJECT_STATUSES = [503, 504] as const;
+
 class Recorder {
   readonly byStatus: Record<string, number> = {};
   readonly lostByReason: Record<string, number> = {};
   readonly latencies: number[] = [];
+  /** Latencies of non-2xx answers, per status. */
+  readonly otherLatencies: Record<string, number[]> = {};
   sent = 0;
   okInWindow = 0;
   notSent = 0;
@@ -133,7 +147,10 @@ class Recorder {
         dispatcher: agent,
         method: target.method,
         body: payload,
-        headers: payload === undefined ? undefined : { 'content-type': 'application/json' },
+        headers: {
+          ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
+          ...target.headers,
+        },
         signal: ctl.signal,
       });
       await res.body.dump({ limit: 1 << 20 });
@@ -148,6 +165,7 @@ class Recorder {
       const key = String(res.statusCode);
       this.byStatus[key] = (this.byStatus[key] ?? 0) + 1;
       if (ok) this.latencies.push(ms);
+      else (this.otherLatencies[key] ??= []).push(ms);
     } catch (err) {
       const reason = lostReason(err, ctl.signal);
       this.hooks.onLost?.(reason, url, measured);
@@ -160,6 +178,11 @@ class Recorder {
 
   result(durationMs: number, offered: string): LoadResult {
     const lost = Object.values(this.lostByReason).reduce((a, b) => a + b, 0);
+    const latencyByStatus: Record<string, LatencySummary> = {};
+    for (const [status, samples] of Object.entries(this.otherLatencies)) {
+      latencyByStatus[status] = summarize(samples);
+    }
+    const rejected = REJECT_STATUSES.flatMap((s) => this.otherLatencies[String(s)] ?? []);
     return {
       durationS: durationMs / 1000,
       sent: this.sent,
@@ -167,6 +190,8 @@ class Recorder {
       ok: this.latencies.length,
       goodput: this.okInWindow / (durationMs / 1000),
       latency: summarize(this.latencies),
+      latencyByStatus,
+      rejectedLatency: summarize(rejected),
       lost,
       lostByReason: this.lostByReason,
       notSent: this.notSent,
