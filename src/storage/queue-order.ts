@@ -1,6 +1,6 @@
 /**
  * The order of a pool's queue, shared by both stores (the Redis store computes the same in Lua,
- * see `redis/scripts.ts`). Lower keys are served first.
+ * see `redis/scripts/tenant-tables.ts` and `redis/scripts/queue.ts`). Lower keys are served first.
  *
  * - **Tenants, round-robin.** Every waiter gets a round: one more than the later of the pool's
  *   current round (the largest round granted so far) and its tenant's last round. A tenant with
@@ -68,5 +68,9 @@ export function queueTargetIntervalMs(targetMs: number): number {
   return Math.max(100, 5 * targetMs);
 }
 
-/** Weight of the newest gap in the drain-interval average. */
-export const DRAIN_EWMA_WEIGHT = 0.2;
+/**
+ * Weight of the newest gap in the drain-interval average: about the mean of the last 32 gaps.
+ * Grants come in bursts (several slots free at once, gaps of 0) and a short average read at a
+ * random moment reads low, which lets the queue stand at twice the target.
+ */
+export const DRAIN_EWMA_WEIGHT = 1 / 32;

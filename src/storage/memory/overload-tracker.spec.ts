@@ -11,13 +11,24 @@ describe('OverloadTracker', () => {
     o.granted(1000, T + 5); // above from 1000
     o.granted(1050, T);
     expect(o.shedding(1000 + I - 1)).toBe(false);
-    expect(o.shedding(1000 + I)).toBe(true);
-    // One grant below the target ends the spell; the next above starts a new one.
-    o.granted(1110, T - 1);
-    expect(o.shedding(1200)).toBe(false);
-    o.granted(1120, 50);
-    expect(o.shedding(1120 + I - 1)).toBe(false);
-    expect(o.shedding(1120 + I)).toBe(true);
+    // One grant below the target before the interval is over ends the spell (a burst).
+    o.granted(1000 + I - 1, T - 1);
+    expect(o.shedding(1000 + I)).toBe(false);
+    o.granted(1120 + I, 50 + T);
+    expect(o.shedding(1120 + 2 * I - 1)).toBe(false);
+    expect(o.shedding(1120 + 2 * I)).toBe(true);
+  });
+
+  it('once standing, stays standing through short waits until the queue empties', () => {
+    const o = new OverloadTracker(T);
+    o.granted(0, T + 1);
+    expect(o.shedding(I)).toBe(true);
+    // Shedding keeps the admitted waits near the target: a short one does not end it.
+    o.granted(I + 1, T - 1);
+    o.granted(I + 2, 0);
+    expect(o.shedding(I + 3)).toBe(true);
+    o.emptied();
+    expect(o.shedding(I + 4)).toBe(false);
   });
 
   it('an emptied queue ends the spell and the gap, but keeps the drain average', () => {

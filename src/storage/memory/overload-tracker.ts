@@ -5,9 +5,11 @@ import { DRAIN_EWMA_WEIGHT, queueTargetIntervalMs } from '../queue-order';
  * taken when a waiter is granted from the queue, and keeps the observed drain interval.
  * Times are milliseconds on one monotonic clock (the store's `performance.now()`).
  *
- * - A grant that waited less than the target ends an above-target spell; the first one that
- *   waited longer starts one (`aboveSince`).
- * - The queue is standing (`shedding`) once the spell has lasted `queueTargetIntervalMs`.
+ * - A grant that waited less than the target ends an above-target spell, unless the queue is
+ *   already standing; the first one that waited longer starts one (`aboveSince`).
+ * - The queue is standing (`shedding`) once the spell has lasted `queueTargetIntervalMs`, and
+ *   stays standing until it empties: while it sheds, the waiters it lets in wait about the
+ *   target, so their short waits say the shedding works, not that the overload is over.
  * - `drainMs`: average gap between consecutive grants from the queue (EWMA, weight
  *   `DRAIN_EWMA_WEIGHT` on the newest gap); a gap spans only a non-empty queue.
  */
@@ -26,8 +28,8 @@ export class OverloadTracker {
 
   /** A waiter was granted from the queue at `now` after waiting `waitedMs`. */
   granted(now: number, waitedMs: number): void {
-    if (waitedMs < this.targetMs) this.aboveSince = null;
-    else if (this.aboveSince === null) this.aboveSince = now;
+    if (waitedMs >= this.targetMs) this.aboveSince ??= now;
+    else if (!this.shedding(now)) this.aboveSince = null;
     if (this.lastGrantAt !== null) {
       const gap = now - this.lastGrantAt;
       this.drain =

@@ -9,10 +9,15 @@ import { DRAIN_EWMA_WEIGHT } from '../../queue-order';
 export const QUEUE_TARGET = `
 -- A waiter granted from the queue after waiting waited ms.
 local function sample(waited)
-  local m = redis.call('HMGET', meta, 'target', 'above_since', 'last_grant_at', 'drain_ms')
+  local m = redis.call('HMGET', meta, 'target', 'above_since', 'last_grant_at', 'drain_ms',
+    'target_interval')
   if not m[1] then return end
   if waited < tonumber(m[1]) then
-    if m[2] then redis.call('HDEL', meta, 'above_since') end
+    -- A short wait ends a spell, unless the queue already stands: then it stays standing until
+    -- it empties (the waiters shedding lets in wait about the target).
+    if m[2] and now - tonumber(m[2]) < tonumber(m[5] or '0') then
+      redis.call('HDEL', meta, 'above_since')
+    end
   elseif not m[2] then
     redis.call('HSET', meta, 'above_since', now)
   end
