@@ -41,11 +41,15 @@ export {
   type AcquireResult,
   type CapacitySource,
   type Lease,
+  type PoolCounters,
   type PoolSnapshot,
   type ProbeLock,
   type ProbeTokenEntry,
   type PublishedProbeToken,
+  type RejectReason,
   type StoredProbeResult,
+  type TenantCount,
+  type TenantSnapshot,
 } from './storage/capacity-store.interface';
 export { MemoryCapacityStore } from './storage/memory-capacity.store';
 export * from './probe/public';

@@ -136,6 +136,7 @@ describe.each(PLATFORMS)('docs/testing-your-app.md on %s', (platform: PlatformNa
       admitted: 1,
       rejected: 1,
       timedOut: 1,
+      shed: 0,
     });
   });
 
