@@ -21,7 +21,7 @@ import { sharedPortWorker } from './shared-port-worker';
  */
 export class MemoryCapacityStore implements CapacityStore {
   private readonly pools = new Map<string, MemoryPool>();
-  private readonly held = new Map<string, string>();
+  private readonly held = new Set<MemoryLease>();
   private readonly probeResults = new Map<string, StoredProbeResult>();
   private readonly probeLocks = new Map<string, { token: string; expiresAt: number }>();
   private readonly probeTokenEntries = new Map<string, { token: string; expiresAt: number }>();
@@ -64,23 +64,11 @@ export class MemoryCapacityStore implements CapacityStore {
     return this.pool(pool).acquire(options);
   }
 
-  /** The lease of a slot `p` just granted. */
+  /** The lease of a slot `p` just granted (a small object: this runs on every admission). */
   private readonly issue = (p: MemoryPool): Lease => {
-    const id = String(this.nextLease++);
-    this.held.set(id, p.name);
-    let released = false;
-    return {
-      pool: p.name,
-      id,
-      release: async () => {
-        if (released) return;
-        released = true;
-        // close() already gave this slot back: a handler that outlived shutdown must not count twice.
-        if (!this.held.delete(id)) return;
-        p.active--;
-        p.drain();
-      },
-    };
+    const lease = new MemoryLease(p, this.nextLease++, this.held);
+    this.held.add(lease);
+    return lease;
   };
 
   rejectWaiters(pool?: string): void {
@@ -162,10 +150,37 @@ export class MemoryCapacityStore implements CapacityStore {
 
   async close(): Promise<void> {
     this.rejectWaiters();
-    for (const [id, pool] of [...this.held]) {
-      this.held.delete(id);
-      const p = this.pools.get(pool);
-      if (p) p.active--;
+    for (const lease of [...this.held]) {
+      this.held.delete(lease);
+      lease.slotOf.active--;
     }
+  }
+}
+
+const RELEASED: Promise<void> = Promise.resolve();
+
+/** A held slot of the memory store; `release()` is idempotent. */
+class MemoryLease implements Lease {
+  constructor(
+    readonly slotOf: MemoryPool,
+    private readonly n: number,
+    private readonly held: Set<MemoryLease>,
+  ) {}
+
+  get pool(): string {
+    return this.slotOf.name;
+  }
+
+  get id(): string {
+    return String(this.n);
+  }
+
+  release(): Promise<void> {
+    // Not held: released before, or close() already gave the slot back (a handler that
+    // outlived shutdown must not count twice).
+    if (!this.held.delete(this)) return RELEASED;
+    this.slotOf.active--;
+    this.slotOf.drain();
+    return RELEASED;
   }
 }
