@@ -4,7 +4,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 /**
  * A TCP proxy the tests own, between one worker and Redis: `cut()` drops every connection and
  * refuses new ones (accepted, then reset at once), `delay(ms)` holds every chunk for `ms` in
- * both directions (order kept), `heal()` forwards again without delay.
+ * both directions (order kept), `heal()` forwards again without delay (after what is held).
  */
 export class TcpProxy {
   private readonly pairs = new Set<[Socket, Socket]>();
@@ -50,9 +50,27 @@ export class TcpProxy {
     const pair: [Socket, Socket] = [client, upstream];
     this.pairs.add(pair);
     const forward = (from: Socket, to: Socket): void => {
+      // Chunks held by a delay are written in arrival order, and a chunk that arrives after
+      // heal() waits behind the ones still held: a TCP stream never reorders its bytes (a
+      // reordered reply stream would desynchronise the Redis client, a fault no network makes).
+      const held: Array<{ chunk: Buffer; due: number }> = [];
+      let timer: NodeJS.Timeout | undefined;
+      const flush = (): void => {
+        timer = undefined;
+        const now = Date.now();
+        while (held.length > 0 && held[0].due <= now) {
+          const { chunk } = held.shift()!;
+          if (to.writable) to.write(chunk);
+        }
+        if (held.length > 0) timer = setTimeout(flush, held[0].due - now);
+      };
       from.on('data', (chunk: Buffer) => {
-        if (this.delayMs === 0) to.write(chunk);
-        else setTimeout(() => to.writable && to.write(chunk), this.delayMs);
+        if (this.delayMs === 0 && held.length === 0) {
+          to.write(chunk);
+          return;
+        }
+        held.push({ chunk, due: Date.now() + this.delayMs });
+        if (!timer) timer = setTimeout(flush, Math.max(0, held[0].due - Date.now()));
       });
     };
     forward(client, upstream);

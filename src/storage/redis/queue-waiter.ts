@@ -92,8 +92,15 @@ export class GlobalQueue {
         target === undefined ? '' : queueTargetIntervalMs(target),
       ])
       .then(
-        ([code, retryAfterS]) => {
+        (reply) => {
           if (w.state !== 'enqueuing') return;
+          if (!Array.isArray(reply)) {
+            // Not ACQUIRE's answer (a desynchronised connection): a failure, never a hang.
+            this.ctx.degrade(new Error(`unexpected ACQUIRE reply ${String(reply)}`));
+            p.orphans.add(w.id);
+            return this.toLocal(w);
+          }
+          const [code, retryAfterS] = reply;
           if (code === ACQUIRE_CODES.granted) return this.granted(w, sentAt + this.ctx.ttlMs);
           if (code === ACQUIRE_CODES.queued && w.grantedEarly) return this.claim(w);
           const reason = REFUSED[code];
