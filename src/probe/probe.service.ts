@@ -40,6 +40,21 @@ export const LOAD_SHORT_RETRIES = 2;
  */
 export const LOAD_SHORT_RATIO = 0.6;
 
+/**
+ * The rate a level serves with every one of its `concurrency` requests always in flight:
+ * concurrency / mean latency (Little's law). The measured rate also loses the load generator's
+ * own turnaround between a response and the next request (a few ms per request on a busy host,
+ * ~5 % at 50 ms requests), which a balancer's queue hides: there the next request is already
+ * waiting when a slot frees. The search compares levels by this rate, so that turnaround does
+ * not push the choice above a pure queue's capacity. A level whose load fell short is caught by
+ * the Little's-law check before it counts.
+ */
+export function servedRate(
+  l: Pick<LevelStats, 'concurrency' | 'meanMs' | 'throughputRps'>,
+): number {
+  return l.meanMs > 0 ? Math.round((l.concurrency * 100_000) / l.meanMs) / 100 : l.throughputRps;
+}
+
 /** Client errors that say the request itself is wrong: more load cannot fix them. */
 const REQUEST_ERRORS = new Set([400, 401, 403, 404, 405, 406, 410, 411, 413, 414, 415, 422]);
 
@@ -136,7 +151,7 @@ export class ProbeService {
         concurrency: c,
         pass: l.pass,
         marginal: l.failure === 'latency' && l.p50Ms <= s.latencyThresholdMs,
-        throughputRps: l.throughputRps,
+        throughputRps: servedRate(l),
         meanMs: l.meanMs,
       };
     };
