@@ -35,7 +35,7 @@ export class MemoryCapacityStore implements CapacityStore {
       new Logger('BalancerMemoryStore').warn(
         `storage is memory in ${worker}: each worker process has its own caps, queues and probe, ` +
           `so N workers admit up to N x capacity and the startup probe measures a queue; ` +
-          `use storage: { type: 'redis', url } to share them (README: "Several workers on one host")`,
+          `use storage: { type: 'redis', url } to share them (docs/redis.md: "Several workers on one host")`,
       );
     }
   }
