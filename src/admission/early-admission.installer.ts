@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BALANCER_OPTIONS } from '../config/balancer.constants';
 import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import { EarlyAdmission } from './early-admission';
-import { PoolRegistry } from './pool-registry';
+import { PoolRegistry, type PoolRoute, type ResolvedPool } from './pool-registry';
 
 /**
  * Methods whose requests carry no body: nothing to keep out of memory, so the guard (or
@@ -54,6 +54,9 @@ export type AdmissionPoint = 'before-body' | 'after-body';
  *   `NestFactory.create(AppModule, { bodyParser: false })`, a route-level middleware per watched
  *   route admits first; with the `bodyParser` option the balancer then registers the JSON and
  *   urlencoded parsers after it.
+ * - Both: routes of different pools that share a method and path (header- or media-type-versioned
+ *   routes) are left to the guard or interceptor, which admit after routing (and parsing) into
+ *   the pool of the handler that matched.
  */
 @Injectable()
 export class EarlyAdmissionInstaller {
@@ -76,18 +79,35 @@ export class EarlyAdmissionInstaller {
     else return null;
     for (const pool of this.registry.all()) {
       for (const r of pool.routes) {
-        this.log(
-          'log',
-          BODYLESS.has(r.method)
-            ? `${r.method} ${r.path}: admitted after routing (no request body)`
-            : point === 'before-body'
-              ? `${r.method} ${r.path}: admitted before its body is read`
-              : `${r.method} ${r.path}: admitted after body parsing (the app parses bodies first); ` +
-                `waiting bodies bounded by maxQueueBytes`,
-        );
+        this.log('log', `${r.method} ${r.path}: ${this.where(r, pool, point)}`);
       }
     }
     return point;
+  }
+
+  /** The startup line's account of where one route is admitted, and why. */
+  private where(route: PoolRoute, pool: ResolvedPool, point: AdmissionPoint): string {
+    if (BODYLESS.has(route.method)) return 'admitted after routing (no request body)';
+    if (point === 'after-body') {
+      return 'admitted after body parsing (the app parses bodies first); waiting bodies bounded by maxQueueBytes';
+    }
+    if (!this.ownedBy(route.method, route.path, pool)) {
+      return (
+        'admitted after body parsing: routes of different pools share this method and path ' +
+        '(header or media-type versions), and only the matched handler tells which pool; ' +
+        'waiting bodies bounded by maxQueueBytes'
+      );
+    }
+    return 'admitted before its body is read';
+  }
+
+  /**
+   * Whether requests to `method path` can only be for `pool`. Not so when routes of different
+   * pools share the method and path (header or media-type versions): before routing picks the
+   * handler nothing tells which pool a request is for, so the guard admits those after parsing.
+   */
+  private ownedBy(method: string, path: string, pool: ResolvedPool): boolean {
+    return this.registry.forRoute(method, path)?.pool === pool;
   }
 
   private installFastify(app: FastifyApp): AdmissionPoint {
@@ -148,7 +168,7 @@ export class EarlyAdmissionInstaller {
         else admitted.then(() => next(), next);
       };
       for (const r of pool.routes) {
-        if (BODYLESS.has(r.method)) continue;
+        if (BODYLESS.has(r.method) || !this.ownedBy(r.method, r.path, pool)) continue;
         const verb = r.method === 'ALL' ? 'all' : r.method.toLowerCase();
         const register = app[verb];
         if (typeof register === 'function') {

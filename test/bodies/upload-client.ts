@@ -32,7 +32,14 @@ export function rssOf(pid: number): number {
 
 export interface ServerState {
   handler: { calls: number; running: number; peak: number };
-  seen: Array<{ id?: string; status: number; complete: boolean; bytesRead: number }>;
+  seen: Array<{
+    id?: string;
+    status: number;
+    complete: boolean;
+    bytesRead: number;
+    connection?: string;
+    retryAfter?: string;
+  }>;
 }
 
 export async function serverState(url: string): Promise<ServerState> {
@@ -50,9 +57,14 @@ export interface UploadResult {
 
 /**
  * POST a JSON upload `{ id, salt, data }` whose `data` is `payload` (shared between uploads; the
- * salt makes each body distinct) on a connection of its own.
+ * salt makes each body distinct) to `path` on a connection of its own.
  */
-export function upload(url: string, id: number, payload: Buffer): Promise<UploadResult> {
+export function upload(
+  url: string,
+  id: number,
+  payload: Buffer,
+  path = '/upload',
+): Promise<UploadResult> {
   const salt = randomBytes(8).toString('hex');
   const head = Buffer.from(`{"id":${id},"salt":"${salt}","data":"`);
   const tail = Buffer.from('"}');
@@ -63,7 +75,7 @@ export function upload(url: string, id: number, payload: Buffer): Promise<Upload
       {
         host: hostname,
         port,
-        path: '/upload',
+        path,
         method: 'POST',
         agent: false,
         headers: {
@@ -91,6 +103,11 @@ export function upload(url: string, id: number, payload: Buffer): Promise<Upload
     req.write(payload);
     req.end(tail);
   });
+}
+
+/** The `Content-Length` that `upload(url, id, payload)` declares. */
+export function uploadBytes(id: number, payload: Buffer): number {
+  return Buffer.byteLength(`{"id":${id},"salt":"${'0'.repeat(16)}","data":"`) + payload.length + 2;
 }
 
 /** A JSON payload of `bytes` letters (valid inside a JSON string). */

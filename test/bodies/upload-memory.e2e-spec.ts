@@ -6,8 +6,12 @@ import { payloadOf, rssOf, startUploadServer, upload, type UploadResult } from '
 
 const UPLOADS = 200;
 const BODY = 2 * 1024 * 1024;
-/** The goal of the issue: waiting uploads cost their connections, not their bodies. */
-const GROWTH_BOUND = 50 * 1024 * 1024;
+/**
+ * Waiting uploads cost their connections, not their bodies (400 MB here). Measured growth is
+ * 5-15 MB on either adapter (docs/admission.md); the bound leaves room for a loaded machine
+ * while still failing if even a tenth of the waiting bodies were held.
+ */
+const GROWTH_BOUND = 30 * 1024 * 1024;
 
 /**
  * 200 concurrent 2 MB JSON uploads to a capacity-1 route: while 199 of them wait, the server's
@@ -29,8 +33,10 @@ describe.each(PLATFORMS)('waiting uploads hold no bodies on %s', (platform) => {
 
   it('keeps RSS growth far below the bodies while 199 uploads wait, then serves all intact', async () => {
     const payload = payloadOf(BODY);
-    // Warm up the paths a 2 MB upload takes (JSON parse, hashing) before the baseline.
-    await fetch(`${server.url}/test/state`);
+    // Warm up what a served upload runs (body parser, JSON parse, hashing) on an unwatched
+    // route, so the baseline already holds that code and the peak measures the waiting only.
+    const warm = await upload(server.url, -1, payloadOf(1024), '/test/warm');
+    expect(JSON.parse(warm.body)).toEqual({ id: -1, sha256: warm.expected });
     const before = rssOf(server.pid);
 
     const results: Array<Promise<UploadResult>> = [];
@@ -47,13 +53,15 @@ describe.each(PLATFORMS)('waiting uploads hold no bodies on %s', (platform) => {
       await new Promise((r) => setTimeout(r, 50));
     }
     const growth = peak - before;
-    process.stdout.write(
-      `[bodies] ${platform}: RSS ${mb(before)} -> ${mb(peak)} while ${UPLOADS - 1} x 2 MB uploads wait (+${mb(growth)})\n`,
-    );
-    expect(growth).toBeLessThan(GROWTH_BOUND);
 
     await fetch(`${server.url}/test/open`, { method: 'POST' });
     const done = await Promise.all(results);
+    const after = rssOf(server.pid);
+    process.stdout.write(
+      `[bodies] ${platform}: RSS before ${mb(before)}, peak ${mb(peak)} (+${mb(growth)}) while ` +
+        `${UPLOADS - 1} x 2 MB uploads wait, after all served ${mb(after)}\n`,
+    );
+    expect(growth).toBeLessThan(GROWTH_BOUND);
     for (const r of done) {
       expect(r.status).toBe(200);
       expect(JSON.parse(r.body)).toEqual({ id: r.id, sha256: r.expected });

@@ -7,7 +7,9 @@ import {
   rawUpload,
   serverState,
   startUploadServer,
+  type ServerState,
   upload,
+  uploadBytes,
   type UploadResult,
 } from './upload-client';
 
@@ -20,14 +22,28 @@ async function holdSlot(url: string): Promise<{ result: Promise<UploadResult> }>
   return { result };
 }
 
-async function seenOf(url: string, id: string) {
-  let entry: Awaited<ReturnType<typeof serverState>>['seen'][number] | undefined;
+async function seenOf(url: string, id: string): Promise<ServerState['seen'][number]> {
+  let entry: ServerState['seen'][number] | undefined;
   await waitFor(
     async () => (entry = (await serverState(url)).seen.find((s) => s.id === id)) !== undefined,
     20_000,
     `server to finish request ${id}`,
   );
   return entry!;
+}
+
+/**
+ * A rejection of an upload whose client is still pushing its body: answered (with
+ * `Retry-After`) without reading the body, and the connection closed. Read from the server's
+ * record of the response: the client, still writing when the server closes, may get a reset
+ * (EPIPE) before it reads the answer, which says nothing about what the server did.
+ */
+function expectAnsweredUnread(seen: ServerState['seen'][number], status: number): void {
+  expect(seen.status).toBe(status);
+  expect(seen.connection).toBe('close');
+  expect(Number(seen.retryAfter)).toBeGreaterThan(0);
+  expect(seen.complete).toBe(false);
+  expect(seen.bytesRead).toBeLessThan(TWO_MB / 4);
 }
 
 /**
@@ -66,14 +82,11 @@ describe.each(PLATFORMS)('waiting uploads on %s', (platform) => {
     });
 
     it('queue full: 503 at once, without reading the body, and the connection closes', async () => {
-      const waiter = rawUpload(server.url, { id: 'waiter', declared: TWO_MB, send: 0 });
+      const waiter = rawUpload(server.url, { id: 'waiter', declared: TWO_MB, send: TWO_MB });
       await waitFor(async () => (await poolStats(server.url, '/upload')).queued === 1);
-      const full = rawUpload(server.url, { id: 'full', declared: TWO_MB, send: 0 });
-      const res = await full.response;
-      expect(res.status).toBe(503);
-      expect(res.headers.connection).toBe('close');
-      expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
-      expect((await seenOf(server.url, 'full')).complete).toBe(false);
+      // The client keeps pushing its 2 MB body: the answer must not wait for it or read it.
+      rawUpload(server.url, { id: 'full', declared: TWO_MB, send: TWO_MB });
+      expectAnsweredUnread(await seenOf(server.url, 'full'), 503);
       waiter.socket.destroy();
     });
 
@@ -89,12 +102,9 @@ describe.each(PLATFORMS)('waiting uploads on %s', (platform) => {
       children,
     );
     const holder = await holdSlot(server.url);
-    const late = rawUpload(server.url, { id: 'late', declared: TWO_MB, send: 0 });
-    const res = await late.response;
-    expect(res.status).toBe(504);
-    expect(res.headers.connection).toBe('close');
-    expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
-    expect((await seenOf(server.url, 'late')).complete).toBe(false);
+    // The client keeps pushing its 2 MB body while it waits: none of it is read.
+    rawUpload(server.url, { id: 'late', declared: TWO_MB, send: TWO_MB });
+    expectAnsweredUnread(await seenOf(server.url, 'late'), 504);
     await fetch(`${server.url}/test/open`, { method: 'POST' });
     expect((await holder.result).status).toBe(200);
     expect((await serverState(server.url)).handler.calls).toBe(1);
@@ -148,5 +158,48 @@ describe.each(PLATFORMS)('maxQueueBytes on %s', (platform) => {
       expect(r.status).toBe(200);
       expect(JSON.parse(r.body)).toEqual({ id: r.id, sha256: r.expected });
     }
+    // The waiters were served: nothing of theirs is counted any more.
+    const after = (await poolStats(server.url, '/upload')) as unknown as Record<string, number>;
+    expect([after.queued, after.queued_bytes]).toEqual([0, 0]);
+  });
+
+  it('stats and /balancer/metrics show the bytes of the bodies that wait', async () => {
+    const budget = 8 * 1024 * 1024;
+    const server = await startUploadServer(
+      {
+        platform,
+        parse: 'app',
+        capacity: 1,
+        queueTimeout: 60,
+        maxQueueBytes: budget,
+        work: 'hold',
+        metrics: true,
+      },
+      children,
+    );
+    const holder = await holdSlot(server.url);
+    const payload = payloadOf(TWO_MB);
+    const waiting = [upload(server.url, 1, payload), upload(server.url, 2, payload)];
+    await waitFor(async () => (await poolStats(server.url, '/upload')).queued === 2);
+    // Express parsed both bodies before the guard; Fastify admits before parsing (nothing read).
+    const expected = platform === 'express' ? uploadBytes(1, payload) + uploadBytes(2, payload) : 0;
+    const stats = (await poolStats(server.url, '/upload')) as unknown as Record<string, number>;
+    expect([stats.queued_bytes, stats.max_queue_bytes]).toEqual([expected, budget]);
+    const metrics = await (await fetch(`${server.url}/balancer/metrics`)).text();
+    expect(gauge(metrics, 'balancer_queued_body_bytes')).toBe(expected);
+    expect(gauge(metrics, 'balancer_max_queue_body_bytes')).toBe(budget);
+
+    await fetch(`${server.url}/test/open`, { method: 'POST' });
+    expect((await holder.result).status).toBe(200);
+    for (const r of await Promise.all(waiting)) expect(r.status).toBe(200);
+    const served = await (await fetch(`${server.url}/balancer/metrics`)).text();
+    expect(gauge(served, 'balancer_queued_body_bytes')).toBe(0);
   });
 });
+
+/** The value of a per-pool gauge of the `/upload` pool in Prometheus text. */
+function gauge(text: string, name: string): number {
+  const m = new RegExp(`^${name}\\{pool="/upload"\\} (\\S+)$`, 'm').exec(text);
+  if (!m) throw new Error(`no ${name} for /upload in:\n${text}`);
+  return Number(m[1]);
+}
