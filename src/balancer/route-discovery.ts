@@ -40,6 +40,13 @@ function asArray<T>(v: T | T[] | undefined): T[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v];
 }
 
+/** The routes of a controller for an error message: the first three, then how many more. */
+function routeList(routes: string[]): string {
+  if (routes.length === 0) return 'no routes';
+  const more = routes.length - 3;
+  return more > 0 ? `${routes.slice(0, 3).join('; ')}; ${more} more` : routes.join('; ');
+}
+
 /**
  * Finds watched routes at bootstrap: `@Balanced()` on a handler or controller, or a route whose
  * served path is a key of `endpoints`. Paths include the global prefix, RouterModule paths, URI
@@ -185,9 +192,7 @@ export class RouteDiscovery {
         metatype as Type,
       );
       const className = (metatype as { name?: string }).name ?? 'controller';
-      if (classBalanced !== undefined) {
-        problems.push(...validateBalancedOptions(classBalanced, `@Balanced() on ${className}`));
-      }
+      const classRoutes: string[] = [];
       const proto = Object.getPrototypeOf(instance);
       for (const name of this.scanner.getAllMethodNames(proto)) {
         const handler = proto[name] as Type;
@@ -200,10 +205,6 @@ export class RouteDiscovery {
           BALANCED_METADATA,
           handler,
         );
-        if (methodBalanced !== undefined && methodBalanced !== classBalanced) {
-          const where = `@Balanced() on ${className}.${name} (${method} ${asArray(methodPaths).join(', ') || '/'})`;
-          problems.push(...validateBalancedOptions(methodBalanced, where));
-        }
         const balanced = mergeBalancedOptions(classBalanced, methodBalanced);
         const versions =
           versioning?.type === VersioningType.URI
@@ -215,6 +216,7 @@ export class RouteDiscovery {
                 .filter((v): v is string => typeof v === 'string')
                 .map((v) => `${versioning.prefix === false ? '' : (versioning.prefix ?? 'v')}${v}`)
             : [];
+        const served: string[] = [];
         for (const cp of controllerPaths.length ? controllerPaths : ['']) {
           for (const mp of asArray(methodPaths)) {
             for (const version of versions.length ? versions : ['']) {
@@ -222,10 +224,21 @@ export class RouteDiscovery {
               const unversioned = normalizePath([modulePath ?? '', cp, mp].join('/'));
               const excluded = this.excludedFromPrefix(unversioned, methodEnum);
               const path = normalizePath(`${excluded ? '' : prefix}/${rest}`);
+              served.push(path);
               out.push({ method, path, controller: metatype, name, balanced });
             }
           }
         }
+        const route = `${method} ${served.join(', ')}`;
+        classRoutes.push(route);
+        if (methodBalanced !== undefined && methodBalanced !== classBalanced) {
+          const where = `@Balanced() on ${className}.${name} (${route})`;
+          problems.push(...validateBalancedOptions(methodBalanced, where));
+        }
+      }
+      if (classBalanced !== undefined) {
+        const where = `@Balanced() on ${className} (${routeList(classRoutes)})`;
+        problems.push(...validateBalancedOptions(classBalanced, where));
       }
     }
     return out;

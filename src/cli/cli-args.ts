@@ -105,5 +105,7 @@ export function describeFetchError(err: unknown, url: string, timeoutS: number):
     const hint = cause.code === 'ECONNREFUSED' ? ': is the app running and listening there?' : '';
     return `cannot reach ${url}: ${cause.code}${where}${hint}`;
   }
-  return `cannot reach ${url}: ${e?.message ?? String(err)}`;
+  // undici's "fetch failed" says nothing; its cause (a TLS or parser error…) says what happened.
+  const why = cause?.message ? cause.message : (e?.message ?? String(err));
+  return `cannot reach ${url}: ${why}`;
 }

@@ -1,18 +1,22 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { BalancerConfigError } from '../config/balancer-config.error';
+import { DEFAULTS, normalizeRoutePrefix } from '../config/resolve-options';
+import { parseBalancerYaml } from '../config/yaml-config.loader';
 import { BalancerYamlDocument } from '../config/yaml-writer';
 import { describeFetchError, num, parse, required, UsageError, type CliIo } from './cli-args';
 import { formatTable } from './format-table';
 
 export const EXPORT_USAGE = `nestjs-balancer export --url <url> --config <file> [options]
 
-Read the capacities a running app measured (GET /balancer/stats) and write them into
-a balancer.yml (comments and other keys are kept).
+Read the capacities a running app measured (GET /<route_prefix>/stats) and write them
+into a balancer.yml (comments and other keys are kept).
 
 Options:
   --url <url>                  base URL of the running app (required)
   --config <file>              balancer.yml to update (required; created if missing)
   --out <file>                 write here instead of updating --config
-  --stats-path <path>          stats route (default /balancer/stats; /<route_prefix>/stats)
+  --stats-path <path>          stats route (default /<route_prefix>/stats, with the
+                               route_prefix of --config; /balancer/stats without one)
   --user <name>                Basic-auth user (or BALANCER_UI_USERNAME)
   --password <pw>              Basic-auth password (or BALANCER_UI_PASSWORD)
   --timeout <s>                seconds to wait for the answer (default 10)
@@ -61,12 +65,15 @@ export async function exportCommand(args: string[], io: CliIo): Promise<number> 
   if (user !== undefined && password !== undefined) {
     headers.authorization = `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}`;
   }
-  const statsUrl = `${url}${(values['stats-path'] as string | undefined) ?? '/balancer/stats'}`;
+  // Read the file first: a malformed one stops here, before the server is asked anything.
+  const text = existsSync(config) ? readFileSync(config, 'utf8') : undefined;
+  const statsPath =
+    (values['stats-path'] as string | undefined) ??
+    `/${text === undefined ? DEFAULTS.routePrefix : routePrefixOf(text, config)}/stats`;
+  const statsUrl = `${url}${statsPath}`;
   const stats = await fetchStats(statsUrl, headers, timeoutS);
 
-  const doc = existsSync(config)
-    ? BalancerYamlDocument.parse(readFileSync(config, 'utf8'))
-    : BalancerYamlDocument.empty();
+  const doc = text === undefined ? BalancerYamlDocument.empty() : BalancerYamlDocument.parse(text);
   const exported: Array<{ endpoint: string; capacity: number }> = [];
   const skipped: Array<{ pool: string; reason: string }> = [];
   for (const [pool, e] of Object.entries(stats.endpoints ?? {})) {
@@ -105,6 +112,19 @@ export async function exportCommand(args: string[], io: CliIo): Promise<number> 
     io.stdout(`wrote ${out}\n`);
   }
   return exported.length > 0 ? 0 : 1;
+}
+
+/** The file's `route_prefix` (where the app serves its stats), or the default. */
+function routePrefixOf(text: string, source: string): string {
+  const given: unknown = parseBalancerYaml(text, source).options.routePrefix;
+  if (given === undefined) return DEFAULTS.routePrefix;
+  const prefix = typeof given === 'string' ? normalizeRoutePrefix(given) : '';
+  if (prefix === '') {
+    throw new BalancerConfigError(source, [
+      `route_prefix must be a non-empty path (got ${JSON.stringify(given)}); or pass --stats-path`,
+    ]);
+  }
+  return prefix;
 }
 
 async function fetchStats(

@@ -24,11 +24,14 @@ const USAGE = `nestjs-balancer <command> [options]
 Commands:
   probe    Probe every endpoint of a balancer.yml against a live server and write
            the measured capacity into the file (comments and other keys are kept).
-  export   Read the capacities a running app measured (GET /balancer/stats) and
-           write them into a balancer.yml.
+  export   Read the capacities a running app measured (GET /<route_prefix>/stats)
+           and write them into a balancer.yml.
+
+Options:
+  -h, --help                   this help
+  -v, --version                print the version
 
 Run \`nestjs-balancer <command> --help\` for the options of a command.
-  -v, --version                print the version
 
 Exit code: 0 when every endpoint succeeded, 1 when any could not be probed or
 exported, 2 on a usage or configuration error.

@@ -1,8 +1,8 @@
-import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
-import { HttpAdapterHost } from '@nestjs/core';
+import { Inject, Injectable, Logger, OnApplicationBootstrap, RequestMethod } from '@nestjs/common';
+import { ApplicationConfig, HttpAdapterHost } from '@nestjs/core';
 import type { AddressInfo, Server } from 'node:net';
 import { BALANCER_OPTIONS } from '../config/balancer.constants';
-import type { ResolvedBalancerOptions } from '../config/resolve-options';
+import { normalizePath, type ResolvedBalancerOptions } from '../config/resolve-options';
 import { loadPromClient } from './prom-client.loader';
 
 /** `127.0.0.0/8`, `::1` and their IPv4-mapped form: reachable from this host only. */
@@ -11,10 +11,18 @@ export function isLoopback(address: string): boolean {
   return a === '::1' || a === 'localhost' || /^127\./.test(a);
 }
 
+/** One entry of `setGlobalPrefix(p, { exclude })` as Nest keeps it. */
+interface ExcludedRoute {
+  path: string;
+  requestMethod: RequestMethod;
+  pathRegex?: RegExp;
+}
+
 /**
- * Warns once the server listens when the balancer's stats, metrics or dashboard are served
- * without credentials on an address other hosts can reach. They name the app's pools and
- * traffic; `0.0.0.0` (Nest's default with `listen(port)`) is every interface.
+ * Warns once the server listens when the balancer's stats, history, metrics or dashboard are
+ * served without credentials on an address other hosts can reach. They name the app's pools and
+ * traffic; `0.0.0.0` (Nest's default with `listen(port)`) is every interface. The readiness
+ * route (`/<routePrefix>/health`) is left out: it is open by design, credentials or not.
  */
 @Injectable()
 export class OpenRoutesCheck implements OnApplicationBootstrap {
@@ -23,6 +31,7 @@ export class OpenRoutesCheck implements OnApplicationBootstrap {
   constructor(
     @Inject(BALANCER_OPTIONS) private readonly options: ResolvedBalancerOptions,
     private readonly adapterHost: HttpAdapterHost,
+    private readonly appConfig: ApplicationConfig,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -33,16 +42,34 @@ export class OpenRoutesCheck implements OnApplicationBootstrap {
     else server.once('listening', () => this.check(server));
   }
 
-  /** The balancer's own routes anyone may read, as paths. */
+  /**
+   * The balancer's own routes anyone may read, as served: under the app's global prefix unless
+   * `setGlobalPrefix(p, { exclude })` leaves them out, as Nest does for controllers and
+   * middleware alike. All of them are GET routes.
+   */
   openRoutes(): string[] {
     const o = this.options;
     if (o.ui.username && o.ui.password) return [];
     const base = `/${o.routePrefix}`;
     const open: string[] = [];
     if (o.stats) open.push(`${base}/stats`);
+    // The dashboard's charts read it; it answers 404 while the dashboard is off.
+    if (o.ui.enable) open.push(`${base}/history`);
     if (o.metrics.serve && loadPromClient()) open.push(`${base}/metrics`);
     if (o.ui.enable && o.ui.path !== '/') open.push(o.ui.path);
-    return open;
+    return open.map((path) => this.served(path));
+  }
+
+  private served(path: string): string {
+    const prefix = this.appConfig.getGlobalPrefix();
+    if (!prefix) return path;
+    const exclude = (this.appConfig.getGlobalPrefixOptions().exclude ?? []) as ExcludedRoute[];
+    const excluded = exclude.some(
+      (r) =>
+        [RequestMethod.ALL, RequestMethod.GET, -1].includes(r.requestMethod) &&
+        (r.pathRegex ? r.pathRegex.test(path) : normalizePath(r.path) === path),
+    );
+    return excluded ? path : normalizePath(`${prefix}/${path}`);
   }
 
   private check(server: Server): void {

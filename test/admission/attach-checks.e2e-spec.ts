@@ -1,7 +1,13 @@
-import { Controller, Get, Module, type Type } from '@nestjs/common';
+import { Controller, Get, Module, Post, VersioningType, type Type } from '@nestjs/common';
 import { GUARDS_METADATA } from '@nestjs/common/constants';
 import { Balanced, BalancerConfigError, BalancerModule, type BalancedOptions } from '../../src';
-import { CapturingLogger, PLATFORMS, startApp, type RunningApp } from '../harness/platforms';
+import {
+  CapturingLogger,
+  PLATFORMS,
+  startApp,
+  type RunningApp,
+  type StartOptions,
+} from '../harness/platforms';
 
 function moduleWith(controller: Type): Type {
   @Module({
@@ -12,10 +18,14 @@ function moduleWith(controller: Type): Type {
   return M;
 }
 
-async function startupError(platform: 'express' | 'fastify', controller: Type): Promise<Error> {
+async function startupError(
+  platform: 'express' | 'fastify',
+  controller: Type,
+  opts: StartOptions = {},
+): Promise<Error> {
   let app: RunningApp | undefined;
   try {
-    app = await startApp(platform, moduleWith(controller));
+    app = await startApp(platform, moduleWith(controller), opts);
   } catch (error) {
     return error as Error;
   } finally {
@@ -25,10 +35,10 @@ async function startupError(platform: 'express' | 'fastify', controller: Type): 
 }
 
 describe.each(PLATFORMS)('@Balanced() options are validated on %s', (platform) => {
-  it('stops startup on an unknown key, naming the route and the key', async () => {
+  it('stops startup on an unknown key, naming the method, the full route path and the key', async () => {
     @Controller('typo')
     class TypoController {
-      @Get('x')
+      @Post('x')
       @Balanced({ capacty: 2 } as BalancedOptions)
       x(): string {
         return 'x';
@@ -37,7 +47,7 @@ describe.each(PLATFORMS)('@Balanced() options are validated on %s', (platform) =
     const error = await startupError(platform, TypoController);
     expect(error).toBeInstanceOf(BalancerConfigError);
     expect(error.message).toContain(
-      '@Balanced() on TypoController.x (GET x): capacty: unknown option',
+      '@Balanced() on TypoController.x (POST /typo/x): capacty: unknown option',
     );
   });
 
@@ -53,10 +63,10 @@ describe.each(PLATFORMS)('@Balanced() options are validated on %s', (platform) =
     const error = await startupError(platform, BadController);
     expect(error).toBeInstanceOf(BalancerConfigError);
     expect(error.message).toContain(
-      '@Balanced() on BadController.y (GET y): capacity must be a positive integer',
+      '@Balanced() on BadController.y (GET /y): capacity must be a positive integer',
     );
     expect(error.message).toContain(
-      '@Balanced() on BadController.y (GET y): probe.path must start with /',
+      '@Balanced() on BadController.y (GET /y): probe.path must start with /',
     );
   });
 
@@ -70,7 +80,52 @@ describe.each(PLATFORMS)('@Balanced() options are validated on %s', (platform) =
       }
     }
     const error = await startupError(platform, ClassLevelController);
-    expect(error.message).toContain('@Balanced() on ClassLevelController: maxQueue');
+    expect(error.message).toContain('@Balanced() on ClassLevelController (GET /cls): maxQueue');
+  });
+
+  it('names the path as served: global prefix, URI version and every path of the handler', async () => {
+    @Controller({ path: 'items', version: '2' })
+    class ServedController {
+      @Post(['score', 'rank'])
+      @Balanced({ capacty: 2 } as BalancedOptions)
+      score(): string {
+        return 'score';
+      }
+    }
+    const error = await startupError(platform, ServedController, {
+      setup: (app) => {
+        app.setGlobalPrefix('api');
+        app.enableVersioning({ type: VersioningType.URI });
+      },
+    });
+    expect(error.message).toContain(
+      '@Balanced() on ServedController.score (POST /api/v2/items/score, /api/v2/items/rank): ' +
+        'capacty: unknown option',
+    );
+  });
+
+  it('names the routes of a class-level @Balanced(), the first three and how many more', async () => {
+    @Controller('many')
+    @Balanced({ capacity: 0 })
+    class ManyRoutesController {
+      @Get('a') a(): string {
+        return 'a';
+      }
+      @Get('b') b(): string {
+        return 'b';
+      }
+      @Post('c') c(): string {
+        return 'c';
+      }
+      @Get('d') d(): string {
+        return 'd';
+      }
+    }
+    const error = await startupError(platform, ManyRoutesController);
+    expect(error.message).toContain(
+      '@Balanced() on ManyRoutesController (GET /many/a; GET /many/b; POST /many/c; 1 more): ' +
+        'capacity must be a positive integer',
+    );
   });
 });
 

@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { Balanced, BalancerModule, CapacityStore, type BalancerModuleOptions } from '../../src';
+import type { BalancerHistory } from '../../src/dashboard/stats-history.service';
 import type { LevelStats, ProbeResult } from '../../src/probe/probe.types';
 import { startApp, type PlatformName, type RunningApp } from '../harness/platforms';
 import { waitFor } from '../harness/wait-for';
@@ -203,6 +204,8 @@ interface AxisInk {
   /** Ink in the 60 columns inside them, where the side axes draw their labels. */
   leftLabels: number;
   rightLabels: number;
+  /** Where the plot area starts (CSS px from the canvas's left): the left axis's width. */
+  plotLeft: number;
 }
 
 interface PageChart {
@@ -220,6 +223,7 @@ async function axisInk(page: Page): Promise<AxisInk[]> {
     return [...doc.querySelectorAll('[data-chart]')].flatMap((host) => {
       const canvas = host.querySelector('canvas');
       if (!canvas || canvas.width === 0) return [];
+      const over = host.querySelector('.u-over') as unknown as { style: { left: string } } | null;
       const { width: w, height: h } = canvas;
       const data = canvas.getContext('2d').getImageData(0, 0, w, h).data;
       const ink = (from: number, to: number): number => {
@@ -237,11 +241,30 @@ async function axisInk(page: Page): Promise<AxisInk[]> {
           edgeRight: ink(w - 2, w),
           leftLabels: ink(2, 62),
           rightLabels: ink(w - 62, w - 2),
+          plotLeft: parseFloat(over?.style.left ?? '0'),
         },
       ];
     });
   });
 }
+
+/** Width in CSS px of `text` in the charts' axis font (11 px of the page's --font-sans). */
+async function axisTextWidth(page: Page, text: string): Promise<number> {
+  return page.evaluate((text) => {
+    const g = globalThis as unknown as PageGlobals;
+    const family = g.getComputedStyle(g.document.documentElement).getPropertyValue('--font-sans');
+    const canvas = g.document.createElement('canvas') as unknown as PageMeasureCanvas;
+    const ctx = canvas.getContext('2d');
+    ctx.font = `11px ${family.trim() || 'system-ui, sans-serif'}`;
+    return ctx.measureText(text).width;
+  }, text);
+}
+interface PageMeasureCanvas {
+  getContext(kind: '2d'): { font: string; measureText(text: string): { width: number } };
+}
+
+/** A capacity whose history labels are six digits wide ("100,000"). */
+const BIG_CAPACITY = 120_000;
 
 describe('dashboard in a real browser', () => {
   let browser: Browser;
@@ -364,8 +387,20 @@ describe('dashboard in a real browser', () => {
   });
 
   it('fits every axis label of every chart at 1,400 and 800 px', async () => {
-    // Seconds of latency and thousands of requests per second: the widest labels there are.
-    const { url } = await startLoaded('express', {}, probeReport(20));
+    // Seconds of latency and thousands of requests per second: the widest probe labels there
+    // are; capacities in the hundred thousands: the widest history labels ("150,000").
+    const { url, app } = await startLoaded('express', {}, probeReport(20));
+    const store = app.get<CapacityStore>(CapacityStore);
+    const pools = ['/predict', 'embeddings'];
+    for (const pool of pools) await store.setCapacity(pool, BIG_CAPACITY, 'manual');
+    await waitFor(
+      async () => {
+        const h = (await (await fetch(`${url}/balancer/history`)).json()) as BalancerHistory;
+        return pools.every((pool) => h.pools[pool]?.capacity.at(-1) === BIG_CAPACITY);
+      },
+      15_000,
+      'the large capacities in the history',
+    );
     for (const width of [1400, 800]) {
       const context = await newContext({ viewport: { width, height: 1000 } });
       const page = await context.newPage();
@@ -377,13 +412,20 @@ describe('dashboard in a real browser', () => {
         15_000,
         'probe chart',
       );
-      const active = await cssRgb(page, '--series-active');
-      const history = '[data-pool="/predict"] [data-chart="history"]';
-      await waitFor(async () => (await pixelsOf(page, history, active)) > 200, 20_000, 'history');
-
-      const charts = await axisInk(page);
+      // The history arrives with the first poll; the charts then draw their axes.
+      let charts: AxisInk[] = [];
+      await waitFor(
+        async () => {
+          charts = await axisInk(page);
+          return charts.length === 3 && charts.every((c) => c.leftLabels > 20);
+        },
+        15_000,
+        'every chart with its axes',
+      );
       // Both pools' history charts and the probe chart.
       expect(charts.map((c) => c.chart).sort()).toEqual(['history', 'history', 'probe']);
+      // "100,000" is a tick of every scale uPlot picks for 0 .. 1.15 x 120,000.
+      const widest = await axisTextWidth(page, '100,000');
       for (const c of charts) {
         // A label cut by the canvas edge leaves ink in its outermost columns; labels that fit
         // leave those columns empty. The bands next to them hold the labels (not a blank chart).
@@ -391,6 +433,9 @@ describe('dashboard in a real browser', () => {
         expect([...where, c.edgeLeft, c.edgeRight]).toEqual([...where, 0, 0]);
         expect(c.leftLabels).toBeGreaterThan(20);
         if (c.chart === 'probe') expect(c.rightLabels).toBeGreaterThan(20);
+        // The history axis made room for six-digit capacities: the plot starts right of them.
+        if (c.chart === 'history')
+          expect([...where, c.plotLeft >= widest]).toEqual([...where, true]);
       }
       await page.screenshot({ path: join(OUT, `dashboard-axes-${width}.png`), fullPage: true });
       await context.close();

@@ -4,7 +4,9 @@ import {
   ExecutionContext,
   Get,
   Injectable,
+  type INestApplication,
   Module,
+  RequestMethod,
   SetMetadata,
   type Type,
 } from '@nestjs/common';
@@ -14,6 +16,7 @@ import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { BALANCER_ROUTE_METADATA, BalancerModule, type BalancerModuleOptions } from '../../src';
 import {
@@ -211,25 +214,68 @@ describe.each(PLATFORMS)("the balancer's own routes on %s", (platform) => {
   });
 
   describe('startup warning for routes open to the network', () => {
-    /** Listen on `host` (nothing is sent to it: the check reads the bound address). */
-    async function listenOn(host: string, options: Exclude<BalancerModuleOptions, string>) {
+    /**
+     * Listen on `host` and return the warnings; `setup` runs before listen (a global prefix).
+     * The check reads the bound address; the tests fetch the named routes over loopback.
+     */
+    async function listenOn(
+      host: string,
+      options: Exclude<BalancerModuleOptions, string>,
+      setup?: (app: INestApplication) => void,
+    ) {
       const logger = new CapturingLogger();
       const ref = await Test.createTestingModule({ imports: [appWith(options)] })
         .setLogger(logger)
         .compile();
       const adapter = platform === 'express' ? new ExpressAdapter() : new FastifyAdapter();
       const app = ref.createNestApplication(adapter, { logger });
+      setup?.(app);
       await app.listen(0, host);
-      running = { app, url: '', close: () => app.close() };
+      const { port } = app.getHttpServer().address() as AddressInfo;
+      running = { app, url: `http://127.0.0.1:${port}`, close: () => app.close() };
       return logger.messages('warn').filter((m) => m.includes('without credentials'));
     }
 
-    it('warns on every interface without credentials, naming the routes', async () => {
+    /** The paths a warning names, in order. */
+    function named(warning: string | undefined): string[] {
+      return (warning ?? '').split(' answer ')[0].split(', ');
+    }
+
+    it('warns on every interface without credentials, naming every open route', async () => {
       const warnings = await listenOn('0.0.0.0', {});
       expect(warnings).toHaveLength(1);
       expect(warnings[0]).toMatch(
-        /^\/balancer\/stats, \/balancer\/metrics, \/balancer\/ui answer without credentials on every interface \(0\.0\.0\.0:\d+\)/,
+        /^\/balancer\/stats, \/balancer\/history, \/balancer\/metrics, \/balancer\/ui answer without credentials on every interface \(0\.0\.0\.0:\d+\)/,
       );
+    });
+
+    it('names the paths under the global prefix, as they are served', async () => {
+      const [warning] = await listenOn('0.0.0.0', { routePrefix: 'ops' }, (app) =>
+        app.setGlobalPrefix('api'),
+      );
+      const paths = named(warning);
+      expect(paths).toEqual([
+        '/api/ops/stats',
+        '/api/ops/history',
+        '/api/ops/metrics',
+        '/api/balancer/ui',
+      ]);
+      for (const path of paths) {
+        expect([path, (await fetch(`${running!.url}${path}`)).status]).toEqual([path, 200]);
+      }
+    });
+
+    it('leaves the prefix off a route setGlobalPrefix excludes', async () => {
+      const [warning] = await listenOn('0.0.0.0', { ui: { enable: false } }, (app) =>
+        app.setGlobalPrefix('api', {
+          exclude: [{ path: 'balancer/stats', method: RequestMethod.GET }],
+        }),
+      );
+      const paths = named(warning);
+      expect(paths).toEqual(['/balancer/stats', '/api/balancer/metrics']);
+      for (const path of paths) {
+        expect([path, (await fetch(`${running!.url}${path}`)).status]).toEqual([path, 200]);
+      }
     });
 
     it('names only what is served', async () => {

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { BalancerModule, ProbeRunner } from '../../src';
+import { describeFetchError } from '../../src/cli/cli-args';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, main, type CliIo } from '../../src/cli/main';
 import { PREDICT_BODY, startModelApp, type ModelApp } from '../fixtures/model-app';
 
@@ -207,6 +208,45 @@ describe('nestjs-balancer CLI', () => {
     expect(await main([], capture())).toBe(EXIT_USAGE);
   });
 
+  it('the top-level help lists -h/--help and -v/--version under Options, and -v prints the version', async () => {
+    const io = capture();
+    expect(await main(['--help'], io)).toBe(EXIT_OK);
+    const options = io.out.slice(io.out.indexOf('\nOptions:\n'));
+    expect(options).toMatch(
+      /^\nOptions:\n {2}-h, --help +this help\n {2}-v, --version +print the version\n/,
+    );
+    const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as {
+      version: string;
+    };
+    for (const flag of ['-v', '--version']) {
+      const v = capture();
+      expect([flag, await main([flag], v)]).toEqual([flag, EXIT_OK]);
+      expect(v.out).toBe(`${pkg.version}\n`);
+    }
+  });
+
+  it('the bin itself prints the probe help and exits 0 (probe --help)', async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        require.resolve('ts-node/dist/bin'),
+        '--transpile-only',
+        'src/cli/main.ts',
+        'probe',
+        '--help',
+      ],
+      { cwd: join(__dirname, '..', '..'), stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect({ code, stderr }).toEqual({ code: EXIT_OK, stderr: '' });
+    expect(stdout.startsWith('nestjs-balancer probe --url')).toBe(true);
+    expect(stdout).toContain('--max-concurrency <n>');
+  });
+
   it('numeric flags are validated like the options; the error names the flag, the file is untouched', async () => {
     const file = join(dir, 'balancer.yml');
     writeFileSync(file, CONFIG);
@@ -286,6 +326,61 @@ describe('nestjs-balancer CLI', () => {
         );
         expect(e.err).toMatch(/--timeout must be a number/);
       }
+    });
+
+    it("export reads the stats under the config's route_prefix unless --stats-path is given", async () => {
+      const asked: string[] = [];
+      const url = await listen((req, res) => {
+        asked.push(req.url ?? '');
+        if (req.url !== '/ops/lb/stats' && req.url !== '/custom/stats') {
+          res.statusCode = 404;
+          res.end();
+          return;
+        }
+        res.setHeader('content-type', 'application/json');
+        const capacity = req.url === '/custom/stats' ? 7 : 3;
+        res.end(
+          JSON.stringify({ endpoints: { '/predict': { capacity, capacity_source: 'probe' } } }),
+        );
+      });
+      const file = join(dir, 'balancer.yml');
+      writeFileSync(file, `route_prefix: /ops/lb/\n${CONFIG}`);
+      expect(await main(['export', '--url', url, '--config', file], capture())).toBe(EXIT_OK);
+      expect(parse(readFileSync(file, 'utf8')).endpoints['/predict'].capacity).toBe(3);
+      const io = capture();
+      expect(
+        await main(['export', '--url', url, '--config', file, '--stats-path', '/custom/stats'], io),
+      ).toBe(EXIT_OK);
+      expect(parse(readFileSync(file, 'utf8')).endpoints['/predict'].capacity).toBe(7);
+      // Without a file (or a route_prefix in it), the default route.
+      const fresh = join(dir, 'fresh.yml');
+      expect(await main(['export', '--url', url, '--config', fresh], capture())).toBe(EXIT_FAILED);
+      expect(asked).toEqual(['/ops/lb/stats', '/custom/stats', '/balancer/stats']);
+    });
+
+    it('export stops on a route_prefix it cannot use, before asking the server', async () => {
+      const file = join(dir, 'balancer.yml');
+      writeFileSync(file, `route_prefix: 12\n${CONFIG}`);
+      const io = capture();
+      // Port 9 (discard) is never contacted: the file is read first.
+      expect(await main(['export', '--url', 'http://127.0.0.1:9', '--config', file], io)).toBe(
+        EXIT_USAGE,
+      );
+      expect(io.err).toContain('route_prefix must be a non-empty path (got 12)');
+      expect(readFileSync(file, 'utf8')).toBe(`route_prefix: 12\n${CONFIG}`);
+    });
+
+    it('names the cause of a failed request when the cause has no code', () => {
+      const err = new TypeError('fetch failed', {
+        cause: new Error('invalid onRequestStart method'),
+      });
+      expect(describeFetchError(err, 'http://h/balancer/stats', 10)).toBe(
+        'cannot reach http://h/balancer/stats: invalid onRequestStart method',
+      );
+      // Without a cause, the error's own message.
+      expect(describeFetchError(new Error('boom'), 'http://h/s', 10)).toBe(
+        'cannot reach http://h/s: boom',
+      );
     });
 
     it('never writes a capacity the options would reject', async () => {
