@@ -16,7 +16,7 @@ import {
   type PriorityFunction,
   type TenantFunction,
 } from '../config/overload-options';
-import { collect, VALIDATE } from '../config/resolve-options';
+import { collect, VALIDATE } from '../config/validation-report';
 
 /** What `@Balanced()` accepts, with the same rules as `endpoints[path]` in the module options. */
 class BalancedOptionsSchema implements OverloadSettings {

@@ -1,16 +1,17 @@
 import { plainToInstance } from 'class-transformer';
-import { validateSync, ValidationError } from 'class-validator';
+import { validateSync } from 'class-validator';
 import type { HealthIndicatorFunction } from '@nestjs/terminus';
 import { BalancerConfigError } from './balancer-config.error';
 import {
   AdaptiveOptions,
   BalancerOptions,
   EndpointOptions,
-  MetricsOptions,
   type BalancerModuleOptions,
   type MetricsRegistry,
 } from './balancer-options';
 import { overloadConflicts } from './overload-options';
+import { resolveMetrics } from './resolve-metrics';
+import { collect, isPlainObject, VALIDATE, type Locate } from './validation-report';
 import { readBalancerYaml } from './yaml-config.loader';
 
 /** Options after validation, with every default applied. Internal. */
@@ -124,55 +125,6 @@ export const DEFAULTS = {
   admission: 'guard' as const,
 } as const;
 
-const TYPE_CONSTRAINTS = new Set([
-  'whitelistValidation',
-  'isNumber',
-  'isInt',
-  'isString',
-  'isBoolean',
-  'isObject',
-  'isIn',
-]);
-
-export type Locate = (camelPath: string[]) => string;
-
-export function collect(
-  errors: ValidationError[],
-  prefix: string[],
-  locate: Locate,
-  out: string[],
-): void {
-  for (const err of errors) {
-    const path = [...prefix, err.property];
-    if (err.constraints) {
-      const shown = locate(path);
-      // A value of the wrong type also fails its range checks; say only what matters.
-      const all = Object.entries(err.constraints);
-      const typeErrors = all.filter(([kind]) => TYPE_CONSTRAINTS.has(kind));
-      for (const [kind, message] of typeErrors.length ? typeErrors : all) {
-        if (kind === 'whitelistValidation') {
-          out.push(`${shown}: unknown option`);
-        } else if (message.startsWith(`${err.property} `)) {
-          out.push(`${shown} ${message.slice(err.property.length + 1)}`);
-        } else {
-          out.push(`${shown}: ${message}`);
-        }
-      }
-    }
-    if (err.children?.length) collect(err.children, path, locate, out);
-  }
-}
-
-export const VALIDATE = {
-  whitelist: true,
-  forbidNonWhitelisted: true,
-  forbidUnknownValues: true,
-} as const;
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
 /**
  * Validate options (or load and validate a YAML file) and fill in defaults.
  * Throws one `BalancerConfigError` that names every offending path.
@@ -252,7 +204,7 @@ export function resolveBalancerOptions(
     problems.push(`${locate(['ui'])}: set both username and password, or neither`);
   }
 
-  const resolvedMetrics = resolveMetrics(metrics, locate, problems);
+  const resolvedMetrics = resolveMetrics(metrics, locate, problems, DEFAULTS.metrics);
   if (opts.stats === false && opts.ui?.enable !== false) {
     problems.push(
       `${locate(['stats'])}: the dashboard reads the stats route; with stats: false set ui.enable: false too`,
@@ -364,61 +316,4 @@ export function normalizePath(path: string): string {
 /** `/ops/balancer/` -> `ops/balancer`. */
 export function normalizeRoutePrefix(prefix: string): string {
   return prefix.replace(/^\/+|\/+$/g, '');
-}
-
-/** Label names the balancer's own series use; a default label may not take one of them. */
-const RESERVED_LABELS = new Set(['pool', 'outcome', 'source', 'le']);
-
-function resolveMetrics(
-  input: unknown,
-  locate: Locate,
-  problems: string[],
-): ResolvedBalancerOptions['metrics'] {
-  const off = { enable: false, serve: false, prefix: '', defaultLabels: {} };
-  if (input === undefined || input === null || input === true) {
-    return { ...off, enable: DEFAULTS.metrics, serve: DEFAULTS.metrics };
-  }
-  if (input === false) return off;
-  if (!isPlainObject(input)) {
-    problems.push(`${locate(['metrics'])} must be true, false or an object of metrics settings`);
-    return off;
-  }
-  // The registry is a live object: keep it out of class-transformer.
-  const { registry, ...data } = input;
-  const m = plainToInstance(MetricsOptions, data);
-  collect(validateSync(m, VALIDATE), ['metrics'], locate, problems);
-  if (registry !== undefined) {
-    const r = registry as Partial<MetricsRegistry> | null;
-    if (
-      !r ||
-      typeof r !== 'object' ||
-      typeof r.registerMetric !== 'function' ||
-      typeof r.removeSingleMetric !== 'function'
-    ) {
-      problems.push(`${locate(['metrics', 'registry'])} must be a prom-client Registry`);
-    }
-  }
-  const labels: Record<string, string> = {};
-  if (isPlainObject(m.defaultLabels)) {
-    for (const [name, value] of Object.entries(m.defaultLabels)) {
-      const at = locate(['metrics', 'defaultLabels', name]);
-      if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(name) || name.startsWith('__')) {
-        problems.push(`${at}: not a Prometheus label name`);
-      } else if (RESERVED_LABELS.has(name)) {
-        problems.push(`${at}: the balancer uses this label itself`);
-      } else if (typeof value !== 'string' && typeof value !== 'number') {
-        problems.push(`${at} must be a string`);
-      } else {
-        labels[name] = String(value);
-      }
-    }
-  }
-  const enable = m.enable ?? DEFAULTS.metrics;
-  return {
-    enable,
-    serve: enable && (m.serve ?? registry === undefined),
-    prefix: m.prefix ?? '',
-    defaultLabels: labels,
-    registry: registry as MetricsRegistry | undefined,
-  };
 }
