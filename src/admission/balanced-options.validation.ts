@@ -1,13 +1,6 @@
 import { plainToInstance, Type } from 'class-transformer';
-import {
-  IsInt,
-  IsNumber,
-  IsOptional,
-  IsString,
-  Min,
-  ValidateNested,
-  validateSync,
-} from 'class-validator';
+import { IsOptional, ValidateNested, validateSync } from 'class-validator';
+import { QueueRules } from '../config/endpoint-options';
 import { EndpointProbeOptions } from '../config/probe-options';
 import {
   overloadConflicts,
@@ -20,28 +13,19 @@ import { collect, VALIDATE } from '../config/validation-report';
 
 /** What `@Balanced()` accepts, with the same rules as `endpoints[path]` in the module options. */
 class BalancedOptionsSchema implements OverloadSettings {
-  @IsOptional()
-  @IsInt({ message: '$property must be a positive integer' })
-  @Min(1, { message: '$property must be a positive integer' })
+  @QueueRules.capacity()
   capacity?: number;
 
-  @IsOptional()
-  @IsNumber({}, { message: '$property must be a number of seconds' })
-  @Min(0)
+  @QueueRules.queueTimeout()
   queueTimeout?: number;
 
-  @IsOptional()
-  @IsInt()
-  @Min(0)
+  @QueueRules.maxQueue()
   maxQueue?: number;
 
-  @IsOptional()
-  @IsInt({ message: '$property must be a whole number of bytes' })
-  @Min(0, { message: '$property must be a whole number of bytes' })
+  @QueueRules.maxQueueBytes()
   maxQueueBytes?: number;
 
-  @IsOptional()
-  @IsString()
+  @QueueRules.pool()
   pool?: string;
 
   @IsOptional()

@@ -12,6 +12,7 @@ import {
 } from 'class-validator';
 import { ADAPTIVE_TYPE, AdaptiveOptions } from './adaptive-options';
 import {
+  all,
   OverloadRules,
   type OverloadSettings,
   type PriorityFunction,
@@ -19,24 +20,41 @@ import {
 } from './overload-options';
 import { EndpointProbeOptions } from './probe-options';
 
+/**
+ * The queue and cap rules shared by `endpoints[path]` and `@Balanced()` (one definition, so the
+ * two cannot drift apart).
+ */
+export const QueueRules = {
+  capacity: (): PropertyDecorator =>
+    all(
+      IsOptional(),
+      IsInt({ message: '$property must be a positive integer' }),
+      Min(1, { message: '$property must be a positive integer' }),
+    ),
+  queueTimeout: (): PropertyDecorator =>
+    all(IsOptional(), IsNumber({}, { message: '$property must be a number of seconds' }), Min(0)),
+  maxQueue: (): PropertyDecorator => all(IsOptional(), IsInt(), Min(0)),
+  maxQueueBytes: (): PropertyDecorator =>
+    all(
+      IsOptional(),
+      IsInt({ message: '$property must be a whole number of bytes' }),
+      Min(0, { message: '$property must be a whole number of bytes' }),
+    ),
+  pool: (): PropertyDecorator => all(IsOptional(), IsString()),
+};
+
 /** Per-endpoint settings; used by `endpoints[path]` (YAML or TS) and by `@Balanced()`. */
 export class EndpointOptions extends EndpointProbeOptions implements OverloadSettings {
   /** Manual capacity: skips probing for this endpoint. */
-  @IsOptional()
-  @IsInt({ message: '$property must be a positive integer' })
-  @Min(1, { message: '$property must be a positive integer' })
+  @QueueRules.capacity()
   capacity?: number;
 
   /** Seconds a request may wait in the queue before a 504. @default global queueTimeout */
-  @IsOptional()
-  @IsNumber({}, { message: '$property must be a number of seconds' })
-  @Min(0)
+  @QueueRules.queueTimeout()
   queueTimeout?: number;
 
   /** Most waiters in the queue; beyond it requests get 503 at once. @default global maxQueue */
-  @IsOptional()
-  @IsInt()
-  @Min(0)
+  @QueueRules.maxQueue()
   maxQueue?: number;
 
   /**
@@ -44,14 +62,11 @@ export class EndpointOptions extends EndpointProbeOptions implements OverloadSet
    * already read into memory (routes admitted after body parsing); beyond it requests that would
    * wait get 503 at once. Per process. `0` disables the budget. @default global maxQueueBytes
    */
-  @IsOptional()
-  @IsInt({ message: '$property must be a whole number of bytes' })
-  @Min(0, { message: '$property must be a whole number of bytes' })
+  @QueueRules.maxQueueBytes()
   maxQueueBytes?: number;
 
   /** Name of a pool shared with other routes: one cap and one queue for all of them. */
-  @IsOptional()
-  @IsString()
+  @QueueRules.pool()
   pool?: string;
 
   /** Adaptive capacity for this endpoint's pool; overrides the global `adaptive`. */

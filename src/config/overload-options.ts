@@ -43,7 +43,8 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const HEADER_MESSAGE = '$property must be an HTTP header name such as x-api-key';
 const POSITIVE_INT = '$property must be a positive integer';
 
-function all(...decorators: PropertyDecorator[]): PropertyDecorator {
+/** One property decorator that applies each of `decorators`. */
+export function all(...decorators: PropertyDecorator[]): PropertyDecorator {
   return (target, key) => {
     for (const d of decorators) d(target, key);
   };
