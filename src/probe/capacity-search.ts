@@ -58,7 +58,7 @@ const LINEAR = 0.9;
 /** Share of the concurrency gain a step up from the chosen level must turn into throughput. */
 const STEP_UP = 0.8;
 /** How far under `throughputShare` the level just below may read and still be taken (see there). */
-const PULL_DOWN_SLACK = 0.05;
+const PULL_DOWN_SLACK = 0.1;
 /** A level reading at most this far under `throughputShare` is measured again before it counts as under. */
 const CONFIRM_BAND = 0.2;
 
