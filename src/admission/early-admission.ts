@@ -8,6 +8,7 @@ import { admissionOf, attachAdmission } from './admission-state';
 import { BalancerRejection } from './admission.exceptions';
 import { hasBody } from './body-budget';
 import { armBodyDeadline } from './body-deadline';
+import { lingerAfterResponse } from './lingering-close';
 import type { ResolvedPool } from './pool-registry';
 import { ProbeTokens } from './probe-tokens';
 
@@ -37,7 +38,8 @@ export class EarlyAdmission {
    * Admits `req` to `pool`: returns at once when a slot was free (or admission does not apply:
    * the probe's own requests), else a promise that resolves once the request holds a slot.
    * Throws (or rejects with) the 503/504/client-closed exception otherwise; a rejection of a
-   * request whose body was not read carries `Connection: close`.
+   * request whose body was not read is answered at once and then closes lingering
+   * (`lingerAfterResponse`).
    */
   admit(pool: ResolvedPool, req: IncomingMessage, res: ServerResponse): void | Promise<void> {
     if (admissionOf(req)) return;
@@ -47,13 +49,13 @@ export class EarlyAdmission {
     try {
       admitted = this.control.admit({ pool, req, rawReq: req, raw: res, bodyUnread: true });
     } catch (error) {
-      throw closeUnread(error, req, res);
+      throw answerUnread(error, req, res);
     }
     if (!(admitted instanceof Promise)) return this.hold(admitted, req, res);
     return this.waitAlive(admitted, req, res).then(
       (lease) => this.hold(lease, req, res),
       (error: unknown) => {
-        throw closeUnread(error, req, res);
+        throw answerUnread(error, req, res);
       },
     );
   }
@@ -81,10 +83,13 @@ export class EarlyAdmission {
   }
 }
 
-/** A rejection of a request whose body is still in the client: answer without reading it, then close. */
-function closeUnread(error: unknown, req: IncomingMessage, res: ServerResponse): unknown {
+/**
+ * A rejection of a request whose body is still in the client: the answer does not wait for the
+ * body; the rest of the body is then discarded, within bounds, before the connection may close.
+ */
+function answerUnread(error: unknown, req: IncomingMessage, res: ServerResponse): unknown {
   if (error instanceof BalancerRejection && !req.complete && !res.headersSent) {
-    res.setHeader('Connection', 'close');
+    lingerAfterResponse(req, res);
   }
   return error;
 }

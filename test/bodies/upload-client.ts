@@ -39,6 +39,8 @@ export interface ServerState {
     bytesRead: number;
     connection?: string;
     retryAfter?: string;
+    socketBytesRead?: number;
+    closedAfterMs?: number;
   }>;
 }
 
@@ -121,24 +123,49 @@ export interface RawUpload {
   response: Promise<{ status: number; headers: Record<string, string> }>;
   /** Bytes of body written into the socket so far. */
   sent(): number;
+  /** Everything the server sent on the connection so far (latin1). */
+  received(): string;
+  /**
+   * How the connection ended, once it has: `end` when the server closed it cleanly (FIN), else
+   * the socket error's code (`ECONNRESET`, `EPIPE`); `at` is when (ms since the epoch).
+   */
+  ended(): { how: string; at: number } | undefined;
 }
 
 /**
  * An upload over a bare socket that declares `declared` body bytes and writes only `send` of
  * them (as fast as the connection takes them, or at `rate` bytes per second): to see what the
- * server answers before it has the body, and to cut the connection at will.
+ * server answers before it has the body, and to cut the connection at will. `headers` are added
+ * to the request's (e.g. `Connection: close`).
  */
 export function rawUpload(
   url: string,
-  opts: { id: string; declared: number; send: number; rate?: number },
+  opts: {
+    id: string;
+    declared: number;
+    send: number;
+    rate?: number;
+    headers?: Record<string, string>;
+  },
 ): RawUpload {
   const { hostname, port } = new URL(url);
   const socket = connect(Number(port), hostname);
   let sent = 0;
+  let all = '';
   let text = '';
+  let ended: { how: string; at: number } | undefined;
+  const end = (how: string): void => {
+    ended ??= { how, at: Date.now() };
+  };
+  socket.on('end', () => end('end'));
+  socket.on('error', (e: NodeJS.ErrnoException) => end(e.code ?? e.message));
+  socket.on('close', () => end('close'));
   const response = new Promise<{ status: number; headers: Record<string, string> }>(
     (resolve, reject) => {
+      let answered = false;
       socket.on('data', (d: Buffer) => {
+        all += d.toString('latin1');
+        if (answered) return;
         text += d.toString('latin1');
         // Skip interim 1xx responses (the server's liveness checks while the upload waits).
         for (;;) {
@@ -153,6 +180,7 @@ export function rawUpload(
               const i = h.indexOf(':');
               headers[h.slice(0, i).toLowerCase()] = h.slice(i + 1).trim();
             }
+            answered = true;
             resolve({ status, headers });
             return;
           }
@@ -164,9 +192,12 @@ export function rawUpload(
   );
   response.catch(() => undefined);
   socket.on('connect', () => {
+    const extra = Object.entries(opts.headers ?? {})
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('');
     socket.write(
       `POST /upload HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/json\r\n` +
-        `Content-Length: ${opts.declared}\r\nX-Upload-Id: ${opts.id}\r\n\r\n`,
+        `Content-Length: ${opts.declared}\r\nX-Upload-Id: ${opts.id}\r\n${extra}\r\n`,
     );
     const chunk = Buffer.alloc(
       opts.rate ? Math.max(1, Math.floor(opts.rate / 10)) : 64 * 1024,
@@ -194,5 +225,5 @@ export function rawUpload(
     };
     pump();
   });
-  return { socket, response, sent: () => sent };
+  return { socket, response, sent: () => sent, received: () => all, ended: () => ended };
 }
