@@ -27,6 +27,7 @@ import { mergeBalancedOptions, type BalancedOptions } from '../admission/balance
 import { OverloadPolicy } from '../admission/overload-policy';
 import { mergeOverloadSettings } from '../config/overload-options';
 import type { EndpointOptions } from '../config/balancer-options';
+import { excludedFromGlobalPrefix } from './global-prefix';
 import { normalizePath, type ResolvedBalancerOptions } from '../config/resolve-options';
 
 interface DiscoveredRoute extends PoolRoute {
@@ -222,7 +223,7 @@ export class RouteDiscovery {
             for (const version of versions.length ? versions : ['']) {
               const rest = normalizePath([modulePath ?? '', version, cp, mp].join('/'));
               const unversioned = normalizePath([modulePath ?? '', cp, mp].join('/'));
-              const excluded = this.excludedFromPrefix(unversioned, methodEnum);
+              const excluded = excludedFromGlobalPrefix(this.config, unversioned, methodEnum);
               const path = normalizePath(`${excluded ? '' : prefix}/${rest}`);
               served.push(path);
               out.push({ method, path, controller: metatype, name, balanced });
@@ -245,19 +246,6 @@ export class RouteDiscovery {
   }
 
   /** `setGlobalPrefix(p, { exclude })`: Nest serves these routes without the prefix. */
-  private excludedFromPrefix(path: string, method: RequestMethod): boolean {
-    const exclude = (this.config.getGlobalPrefixOptions().exclude ?? []) as {
-      path: string;
-      requestMethod: RequestMethod;
-      pathRegex?: RegExp;
-    }[];
-    return exclude.some(
-      (r) =>
-        (r.requestMethod === RequestMethod.ALL || r.requestMethod === method) &&
-        (r.pathRegex ? r.pathRegex.test(path) : normalizePath(r.path) === path),
-    );
-  }
-
   private log(level: 'log' | 'warn', message: string): void {
     if (this.options.logger) this.logger[level](message);
   }

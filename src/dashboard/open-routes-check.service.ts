@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, RequestMethod } fro
 import { ApplicationConfig, HttpAdapterHost } from '@nestjs/core';
 import type { AddressInfo, Server } from 'node:net';
 import { BALANCER_OPTIONS } from '../config/balancer.constants';
+import { excludedFromGlobalPrefix } from '../balancer/global-prefix';
 import { normalizePath, type ResolvedBalancerOptions } from '../config/resolve-options';
 import { loadPromClient } from './prom-client.loader';
 
@@ -9,13 +10,6 @@ import { loadPromClient } from './prom-client.loader';
 export function isLoopback(address: string): boolean {
   const a = address.replace(/^::ffff:/i, '');
   return a === '::1' || a === 'localhost' || /^127\./.test(a);
-}
-
-/** One entry of `setGlobalPrefix(p, { exclude })` as Nest keeps it. */
-interface ExcludedRoute {
-  path: string;
-  requestMethod: RequestMethod;
-  pathRegex?: RegExp;
 }
 
 /**
@@ -62,14 +56,8 @@ export class OpenRoutesCheck implements OnApplicationBootstrap {
 
   private served(path: string): string {
     const prefix = this.appConfig.getGlobalPrefix();
-    if (!prefix) return path;
-    const exclude = (this.appConfig.getGlobalPrefixOptions().exclude ?? []) as ExcludedRoute[];
-    const excluded = exclude.some(
-      (r) =>
-        [RequestMethod.ALL, RequestMethod.GET, -1].includes(r.requestMethod) &&
-        (r.pathRegex ? r.pathRegex.test(path) : normalizePath(r.path) === path),
-    );
-    return excluded ? path : normalizePath(`${prefix}/${path}`);
+    if (!prefix || excludedFromGlobalPrefix(this.appConfig, path, RequestMethod.GET)) return path;
+    return normalizePath(`${prefix}/${path}`);
   }
 
   private check(server: Server): void {
