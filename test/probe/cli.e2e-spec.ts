@@ -50,6 +50,22 @@ function capture(): CliIo & { out: string; err: string } {
   return io;
 }
 
+/** Runs the CLI's entry as its bin does (through ts-node, no build needed). */
+async function runBin(
+  args: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(
+    process.execPath,
+    [require.resolve('ts-node/dist/bin'), '--transpile-only', 'src/cli/main.ts', ...args],
+    { cwd: join(__dirname, '..', '..'), stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  return { code, stdout, stderr };
+}
 describe('nestjs-balancer CLI', () => {
   let dir: string;
   let app: ModelApp | undefined;
@@ -164,23 +180,13 @@ describe('nestjs-balancer CLI', () => {
     });
     const file = join(dir, 'balancer.yml');
     writeFileSync(file, 'endpoints:\n  /predict:\n    method: POST\n');
-    const child = spawn(
-      process.execPath,
-      [
-        require.resolve('ts-node/dist/bin'),
-        '--transpile-only',
-        'src/cli/main.ts',
-        'probe',
-        '--url',
-        `http://127.0.0.1:${port}`,
-        '--config',
-        file,
-      ],
-      { cwd: join(__dirname, '..', '..'), stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    const { code, stderr } = await runBin([
+      'probe',
+      '--url',
+      `http://127.0.0.1:${port}`,
+      '--config',
+      file,
+    ]);
     expect(code).toBe(EXIT_FAILED);
     expect(stderr).toMatch(/unreachable.*ECONNREFUSED/);
     expect(parse(readFileSync(file, 'utf8')).endpoints['/predict'].capacity).toBeUndefined();
@@ -226,22 +232,7 @@ describe('nestjs-balancer CLI', () => {
   });
 
   it('the bin itself prints the probe help and exits 0 (probe --help)', async () => {
-    const child = spawn(
-      process.execPath,
-      [
-        require.resolve('ts-node/dist/bin'),
-        '--transpile-only',
-        'src/cli/main.ts',
-        'probe',
-        '--help',
-      ],
-      { cwd: join(__dirname, '..', '..'), stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    const { code, stdout, stderr } = await runBin(['probe', '--help']);
     expect({ code, stderr }).toEqual({ code: EXIT_OK, stderr: '' });
     expect(stdout.startsWith('nestjs-balancer probe --url')).toBe(true);
     expect(stdout).toContain('--max-concurrency <n>');
