@@ -156,6 +156,24 @@ describe('resolveBalancerOptions', () => {
     ]);
   });
 
+  it('rejects a fallbackWindow not below leaseTtl with a BalancerConfigError naming the field', () => {
+    const call = (): unknown =>
+      resolveBalancerOptions({
+        storage: { type: 'redis', url: 'redis://x', leaseTtl: 4, fallbackWindow: 4 },
+      });
+    expect(call).toThrow(BalancerConfigError);
+    expect(problemsOf(call)).toEqual([
+      'storage.fallbackWindow (4 s) must be shorter than storage.leaseTtl (4 s)',
+    ]);
+    // against the default leaseTtl (5 s), and accepted when shorter
+    expect(problemsOf(() => resolveBalancerOptions({ storage: { fallbackWindow: 6 } }))).toEqual([
+      'storage.fallbackWindow (6 s) must be shorter than storage.leaseTtl (5 s)',
+    ]);
+    expect(() =>
+      resolveBalancerOptions({ storage: { leaseTtl: 5, fallbackWindow: 2 } }),
+    ).not.toThrow();
+  });
+
   it('accepts health_endpoint false and a live client object untouched', () => {
     const client = { fake: 'client', nested: { fn: () => 1 } };
     const o = resolveBalancerOptions({ healthEndpoint: false, storage: { type: 'redis', client } });

@@ -194,6 +194,13 @@ export function resolveBalancerOptions(
   ) {
     problems.push(`${locate(['storage'])}: type redis needs url, redis or client`);
   }
+  const leaseTtl = opts.storage?.leaseTtl ?? DEFAULTS.leaseTtl;
+  const fallbackWindow = opts.storage?.fallbackWindow;
+  if (typeof fallbackWindow === 'number' && fallbackWindow >= leaseTtl) {
+    problems.push(
+      `${locate(['storage', 'fallbackWindow'])} (${fallbackWindow} s) must be shorter than storage.leaseTtl (${leaseTtl} s)`,
+    );
+  }
   const boundsOk = (a: unknown, path: string[]): void => {
     const o = a as AdaptiveOptions | boolean | undefined;
     if (o && typeof o === 'object' && o.min !== undefined && o.max !== undefined && o.min > o.max)
