@@ -29,7 +29,7 @@ import {
   DASHBOARD_PROVIDERS,
 } from '../dashboard/dashboard.parts';
 import { HEALTH_EXPORTS, HEALTH_IMPORTS, HEALTH_PROVIDERS } from '../health/health.parts';
-import { PROBE_PROVIDERS } from '../probe/probe.parts';
+import { PROBE_EXPORTS, PROBE_PROVIDERS } from '../probe/probe.parts';
 import { ADAPTIVE_PROVIDERS } from '../adaptive/adaptive.parts';
 import type { BalancerModuleOptions } from '../config/balancer-options';
 import {
@@ -112,6 +112,7 @@ import { RouteDiscovery } from './route-discovery';
     AdmissionCoverage,
     BalancerStatsService,
     PoolRegistry,
+    ...PROBE_EXPORTS,
     ...HEALTH_EXPORTS,
     ...DASHBOARD_EXPORTS,
   ],

@@ -3,6 +3,7 @@ import {
   Controller,
   ExecutionContext,
   Get,
+  Injectable,
   Module,
   NestInterceptor,
   Param,
@@ -23,6 +24,7 @@ import {
   Balanced,
   BalancerConfigError,
   BalancerModule,
+  ProbeRunner,
 } from '../../src';
 import { CapturingLogger, PLATFORMS, startApp, type RunningApp } from '../harness/platforms';
 import { Latch, poolStats, waitFor } from '../harness/wait-for';
@@ -235,6 +237,43 @@ describe('BalancerModule options sources', () => {
         capacity: 6,
         capacity_source: 'default',
       });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("exports ProbeRunner to the app's own providers (await whenIdle() before taking load)", async () => {
+    @Controller()
+    class C {
+      @Get('p') @Balanced() p(): string {
+        return 'p';
+      }
+    }
+    @Injectable()
+    class Warmup {
+      constructor(readonly runner: ProbeRunner) {}
+    }
+    /** A feature module of the app: it sees only what BalancerModule exports. */
+    @Module({ providers: [Warmup], exports: [Warmup] })
+    class FeatureModule {}
+    @Module({
+      imports: [
+        BalancerModule.forRoot({
+          healthEndpoint: false,
+          probeOnStartup: false,
+          defaultCapacity: 3,
+        }),
+        FeatureModule,
+      ],
+      controllers: [C],
+    })
+    class AppModule {}
+    const app = await startApp('express', AppModule);
+    try {
+      const warmup = app.app.get(Warmup);
+      expect(warmup.runner).toBeInstanceOf(ProbeRunner);
+      await warmup.runner.whenIdle();
+      expect(await poolStats(app.url, '/p')).toMatchObject({ capacity: 3 });
     } finally {
       await app.close();
     }
