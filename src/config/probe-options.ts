@@ -124,6 +124,17 @@ export class ProbeTuningOptions {
   @Min(1000)
   maxDurationMs?: number;
 
+  /**
+   * A level whose expected latency (the nearest level measured below it) is at least this many
+   * ms is paced by latency: its warm-up ends at its first response and each sender sends one
+   * measured request, instead of `levelDurationMs` / `levelLatencies` / `minSamples`.
+   * @default 500
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  slowLatencyMs?: number;
+
   /** Reuse a stored probe result younger than this many seconds; 0 = forever. @default 0 */
   @IsOptional()
   @IsInt()

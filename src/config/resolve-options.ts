@@ -61,6 +61,7 @@ export interface ResolvedBalancerOptions {
     latencyFactor: number;
     latencyFloorMs: number;
     maxDurationMs: number;
+    slowLatencyMs: number;
     resultTtl: number;
   };
   /** Global adaptive setting as given (`endpoints[path].adaptive` may override it). */
@@ -111,6 +112,7 @@ export const DEFAULTS = {
   latencyFactor: 4,
   latencyFloorMs: 1000,
   maxDurationMs: 120_000,
+  slowLatencyMs: 500,
   warmupMs: 300,
   levelDurationMs: 1000,
   minSamples: 20,
@@ -289,6 +291,7 @@ export function resolveBalancerOptions(
       latencyFactor: p.latencyFactor ?? DEFAULTS.latencyFactor,
       latencyFloorMs: p.latencyFloorMs ?? DEFAULTS.latencyFloorMs,
       maxDurationMs: p.maxDurationMs ?? DEFAULTS.maxDurationMs,
+      slowLatencyMs: p.slowLatencyMs ?? DEFAULTS.slowLatencyMs,
       resultTtl: p.resultTtl ?? DEFAULTS.resultTtl,
     },
     adaptive: opts.adaptive ?? false,

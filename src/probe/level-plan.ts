@@ -12,7 +12,7 @@ import type { LevelStats, ProbeResult, ProbeSettings } from './probe.types';
  * - **The request timeout.** `requestTimeoutMs` when set, else 5 x the level's limit (level 1
  *   of the relative rule: the probe's whole time budget).
  * - **Paced by latency.** A level whose expected latency (the mean of the nearest level
- *   measured at or below it, or the preflight request) is at least half of `levelDurationMs`
+ *   measured at or below it, or the preflight request) is at least `slowLatencyMs` (500 ms)
  *   runs as a slow level (see `LevelPlan.slow`): its verdict needs one latency per sender, not
  *   a fixed number of latencies and samples.
  */
@@ -44,7 +44,7 @@ export class LevelPlanner {
       .filter((l) => l.concurrency <= concurrency && l.requests > 0)
       .sort((a, b) => b.concurrency - a.concurrency)[0];
     const expectedMs = near ? near.meanMs : this.firstMs;
-    const slow = expectedMs >= this.s.levelDurationMs / 2;
+    const slow = expectedMs >= this.s.slowLatencyMs;
     return { limitMs, timeoutMs, slow, warm: slow && concurrency === 1 };
   }
 

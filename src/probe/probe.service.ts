@@ -81,6 +81,7 @@ export function defaultProbeSettings(overrides: Partial<ProbeSettings> = {}): Pr
     latencyFactor: DEFAULTS.latencyFactor,
     latencyFloorMs: DEFAULTS.latencyFloorMs,
     maxDurationMs: DEFAULTS.maxDurationMs,
+    slowLatencyMs: DEFAULTS.slowLatencyMs,
     ...defined,
     latencyThresholdMs,
   };

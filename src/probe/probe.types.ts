@@ -33,6 +33,11 @@ export interface ProbeSettings {
    * @default 120000
    */
   maxDurationMs: number;
+  /**
+   * A level whose expected latency is at least this many ms is paced by latency (see
+   * `LevelStats.slow`). @default 500
+   */
+  slowLatencyMs: number;
   /** Unmeasured load at the start of each level, ms. */
   warmupMs: number;
   /** Measured window of each level, ms. */

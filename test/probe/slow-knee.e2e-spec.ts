@@ -37,7 +37,7 @@ describe('startup probe of a slow knee-shaped endpoint (forRoot defaults)', () =
     const seconds = (performance.now() - t) / 1000;
 
     const stats = await poolStats(app.url, '/predict');
-    const probe = stats.probe as {
+    const probe = (stats as unknown as { probe: unknown }).probe as {
       state: string;
       stop_reason: string | null;
       report: {
