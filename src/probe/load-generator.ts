@@ -195,6 +195,7 @@ export async function runLevel(
   let warmupBad = 0;
   let warmupMsSum = 0;
   let measuredMsSum = 0;
+  let measuredSqSum = 0;
   const latencies = new SampleBuffer();
   let measuredDone = 0;
   let measuredBad = 0;
@@ -303,6 +304,7 @@ export async function runLevel(
       if (slow && !Number.isFinite(firstMeasuredAt)) firstMeasuredAt = now;
       measuredDone++;
       measuredMsSum += shot.ms;
+      measuredSqSum += shot.ms * shot.ms;
       latencies.push(shot.ms);
       const key = shot.timedOut ? 'timeout' : shot.status === 0 ? 'error' : String(shot.status);
       statuses[key] = (statuses[key] ?? 0) + 1;
@@ -318,9 +320,20 @@ export async function runLevel(
         continue;
       }
       const elapsed = now - t0;
-      const span = Math.max(s.levelDurationMs, s.levelLatencies * (measuredMsSum / measuredDone));
+      const mean = measuredMsSum / measuredDone;
+      const span = Math.max(s.levelDurationMs, s.levelLatencies * mean);
       if (measuredDone >= s.minSamples && measuredBad * 2 > measuredDone) {
         early = true;
+        stop(now);
+      } else if (
+        measuredDone >= s.minSamples &&
+        elapsed >= Math.max(s.levelDurationMs / 4, s.levelLatencies * mean) &&
+        measuredBad === 0 &&
+        steady(mean, measuredSqSum / measuredDone, measuredDone)
+      ) {
+        // The verdict is clear early: every response within the limits and a mean latency
+        // known to within 1 % (standard error). A stall spreads the latencies and keeps the
+        // level running to its full window.
         stop(now);
       } else if (elapsed >= span && measuredDone >= s.minSamples) {
         stop(now);
@@ -390,6 +403,15 @@ export async function runLevel(
   const minimum = slow ? 1 : s.minSamples;
   return { stats, budgetOut: budgetOut && measuredDone < minimum, firstError };
 }
+
+/** Standard error of the mean latency within `STEADY_SE` of the mean. */
+function steady(mean: number, meanOfSquares: number, n: number): boolean {
+  const variance = Math.max(0, meanOfSquares - mean * mean);
+  return Math.sqrt(variance / n) <= STEADY_SE * mean;
+}
+
+/** See `steady()`. */
+const STEADY_SE = 0.01;
 
 function round(n: number): number {
   return Math.round(n * 100) / 100;

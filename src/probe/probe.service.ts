@@ -244,8 +244,13 @@ export class ProbeService {
       if (aborted()) throw new ProbeAbortedError(label);
       if (signal.aborted) throw new ProbeDeadlineError(label, s.maxDurationMs);
       if (shot.error) throw new ProbeUnreachableError(label, shot.error);
-      if (shot.timedOut)
-        throw new ProbeUnreachableError(label, `no answer within ${Math.round(shot.ms)} ms`);
+      if (shot.timedOut) {
+        throw new ProbeUnreachableError(
+          label,
+          `no answer within ${Math.round(shot.ms)} ms (probe.requestTimeoutMs, by default 5 x ` +
+            `latency_threshold_ms; unset latency_threshold_ms to let the limit follow the endpoint)`,
+        );
+      }
       if (REQUEST_ERRORS.has(shot.status)) throw new ProbeRejectedError(label, shot.status);
       return shot.ms;
     } finally {

@@ -37,7 +37,10 @@ describe.each(PLATFORMS)('failed startup probe on %s', (platform) => {
     await app.app.get(ProbeRunner).whenIdle();
 
     const stats = await poolStats(app.url, '/predict');
-    const probe = (stats as unknown as { probe: unknown }).probe as { state: string; error: string | null };
+    const probe = (stats as unknown as { probe: unknown }).probe as {
+      state: string;
+      error: string | null;
+    };
     expect(stats.capacity).toBe(1);
     expect(probe.state).toBe('failed');
     expect(probe.error).toMatch(/fails at concurrency 1: error rate 100\.0 %/);

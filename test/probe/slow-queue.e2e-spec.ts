@@ -31,7 +31,10 @@ describe('startup probe of a slow queue-shaped endpoint (forRoot defaults)', () 
     const seconds = (performance.now() - t) / 1000;
 
     const stats = await poolStats(app.url, '/predict');
-    const probe = (stats as unknown as { probe: unknown }).probe as { state: string; stop_reason: string | null };
+    const probe = (stats as unknown as { probe: unknown }).probe as {
+      state: string;
+      stop_reason: string | null;
+    };
     expect(probe.state).toBe('done');
     expect(stats.capacity_source).toBe('probe');
     expect(Math.abs((stats.capacity ?? 0) - K)).toBeLessThanOrEqual(1);
