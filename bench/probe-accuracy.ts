@@ -9,7 +9,7 @@
  * - queue: K slots, the rest wait (latency grows as c / K), nothing fails; the throughput knee
  *   decides. Default limits. Target: within 10 % of K.
  * - startup: the in-app startup probe (Nest + Express, same process as the model) for K = 32,
- *   S = 20 ms. Target: under 20 s.
+ *   S = 20 ms. Target: under 10 s.
  *
  * - slow: S = 1, 3, 10 s, knee and queue, today's rules and the old ones side by side
  *   (bench/probe-slow.ts). Target: the knee exact, the queue within 1 of K, within 120 s.
@@ -234,7 +234,7 @@ export async function runProbeAccuracyBench(): Promise<BenchSection> {
       ]
     : [];
   const markdown = [
-    `Default probe settings (warm-up 300 ms, 1 s per level and at least 10 mean latencies, min 20 samples,`,
+    `Default probe settings (warm-up 300 ms, 1 s per level (a quarter once the mean latency is known to 1 %) and at least 10 mean latencies, min 20 samples,`,
     `capacity = smallest level with >= 95 % of the peak throughput). Knee shape (x${SLOWDOWN} slower`,
     `above K): latency limit 5 x S, target exactly K. Queue shape: default limits, target within 10 % of K.`,
     `External = a bare model server in its own process (as the CLI probes); startup = the in-app`,
