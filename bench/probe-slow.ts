@@ -92,6 +92,8 @@ async function runOne(c: SlowCase, rule: Rule): Promise<SlowRun> {
 function shorten(note: string): string {
   const m = /fails at concurrency 1: ([^;(]*)/.exec(note);
   if (m) return `level 1 failed: ${m[1].trim()}`;
+  const t = /no answer within (\d+) ms/.exec(note);
+  if (t) return `first request: no answer within the ${Number(t[1]) / 1000} s request timeout`;
   return note.length > 90 ? `${note.slice(0, 87)}...` : note;
 }
 
