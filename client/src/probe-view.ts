@@ -9,6 +9,8 @@ const STOP_REASON: Record<string, string> = {
   knee: 'throughput stopped growing (the knee)',
   max_concurrency: 'every level up to probe.maxConcurrency passed',
   budget: 'the request budget (probe.maxRequests) ran out',
+  deadline:
+    'the time budget (probe.maxDurationMs) ran out: the largest level proven within the limits was kept',
 };
 
 export function probeReasonText(r: ProbeReport, chosen: number | null): string {
@@ -53,8 +55,7 @@ export function probeEmptyText(state: string, error: string | null): string {
   if (state === 'running' || state === 'pending' || state === 'waiting') {
     return 'The probe is measuring this endpoint; the level table appears when it finishes.';
   }
-  if (state === 'failed')
-    return `The probe failed${error ? `: ${error}` : ''}. The pool keeps its fallback capacity.`;
+  if (state === 'failed') return `The probe failed${error ? `: ${error}` : ''}.`;
   if (state === 'skipped')
     return `Not probed${error ? ` (${error})` : ''}: no level table to show.`;
   return 'No probe report for this endpoint.';

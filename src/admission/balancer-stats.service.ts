@@ -58,6 +58,11 @@ export interface EndpointStats {
     max_concurrency: number | null;
     /** The chosen level's throughput / the probe's peak throughput (see `probe.throughputShare`). */
     throughput_share: number | null;
+    /**
+     * Why the last probe stopped (`limit`, `knee`, `max_concurrency`, `budget`, `deadline`: its
+     * time budget ran out and the capacity is the largest level proven within the limits).
+     */
+    stop_reason: string | null;
     report: unknown;
   };
 }
@@ -138,6 +143,7 @@ export class BalancerStatsService {
         duration_ms: probe?.durationMs ?? null,
         max_concurrency: probe?.maxConcurrency ?? null,
         throughput_share: shareOf(probe?.report),
+        stop_reason: stopReasonOf(probe?.report),
         report: probe?.report ?? null,
       },
     };
@@ -150,6 +156,12 @@ function overloadOf(s: PoolSnapshot): Pick<EndpointStats, 'overload' | 'tenants'
   if (s.overload) out.overload = { shedding: s.overload.shedding, drain_ms: s.overload.drainMs };
   if (s.tenants) out.tenants = { queued: s.tenants.queued, admitted: s.tenants.admitted };
   return out;
+}
+
+/** `report.stopReason` of a stored probe report (free-form JSON), or null. */
+function stopReasonOf(report: unknown): string | null {
+  const reason = (report as { stopReason?: unknown } | null)?.stopReason;
+  return typeof reason === 'string' ? reason : null;
 }
 
 /** `report.choice.throughputShare` of a stored probe report (free-form JSON), or null. */

@@ -14,11 +14,13 @@ Options:
   --out <file>                 write here instead of updating --config
   --endpoint <path>            probe only this endpoint (repeatable)
   --error-threshold <n>        override error_threshold (fraction, e.g. 0.05)
-  --latency-threshold-ms <n>   override latency_threshold_ms
+  --latency-threshold-ms <n>   override latency_threshold_ms (absolute; unset: relative to the
+                               endpoint's own unloaded latency, probe.latency_factor)
   --max-concurrency <n>        override probe.max_concurrency
   --level-duration-ms <n>      override probe.level_duration_ms
   --warmup-ms <n>              override probe.warmup_ms
   --max-requests <n>           override probe.max_requests (budget per endpoint)
+  --max-duration-ms <n>        override probe.max_duration_ms (time budget per endpoint)
   --json                       print the full report as JSON on stdout
   --quiet                      no progress lines on stderr
   -h, --help                   this help
@@ -39,6 +41,7 @@ export async function probeCommand(args: string[], io: CliIo): Promise<number> {
       'level-duration-ms': { type: 'string' },
       'warmup-ms': { type: 'string' },
       'max-requests': { type: 'string' },
+      'max-duration-ms': { type: 'string' },
       json: { type: 'boolean' },
       quiet: { type: 'boolean' },
     },
@@ -54,6 +57,7 @@ export async function probeCommand(args: string[], io: CliIo): Promise<number> {
     'probe.levelDurationMs': flag('level-duration-ms'),
     'probe.warmupMs': flag('warmup-ms'),
     'probe.maxRequests': flag('max-requests'),
+    'probe.maxDurationMs': flag('max-duration-ms'),
   };
   validateFlags(flags, PROBE_USAGE);
   const overrides: Partial<ProbeSettings> = {
@@ -63,6 +67,7 @@ export async function probeCommand(args: string[], io: CliIo): Promise<number> {
     levelDurationMs: flags['probe.levelDurationMs'].value,
     warmupMs: flags['probe.warmupMs'].value,
     maxRequests: flags['probe.maxRequests'].value,
+    maxDurationMs: flags['probe.maxDurationMs'].value,
   };
   const progress = values.quiet ? () => undefined : progressPrinter(io);
   const abort = new AbortController();

@@ -163,7 +163,11 @@ export class BalancerOptions {
   @Max(1)
   errorThreshold?: number;
 
-  /** A probe level fails when its p99 latency exceeds this many milliseconds. @default 2000 */
+  /**
+   * An absolute latency limit: a probe level fails when its p99 exceeds this many
+   * milliseconds. Unset (the default), the limit is relative to the endpoint's own unloaded
+   * latency (`probe.latencyFactor`, `probe.latencyFloorMs`). @default unset
+   */
   @IsOptional()
   @IsNumber()
   @Min(1)

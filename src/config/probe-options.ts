@@ -50,7 +50,8 @@ export class ProbeTuningOptions {
 
   /**
    * Milliseconds before one probe request counts as an error (at this latency).
-   * @default 5 x latencyThresholdMs
+   * @default 5 x latencyThresholdMs; without it 5 x the level's latency limit (level 1:
+   * `maxDurationMs`)
    */
   @IsOptional()
   @IsInt()
@@ -93,6 +94,46 @@ export class ProbeTuningOptions {
   @Min(1)
   @Max(1000)
   levelLatencies?: number;
+
+  /**
+   * Without `latencyThresholdMs`, a level fails when its p99 exceeds this many times the
+   * endpoint's unloaded p50 (level 1 of the same probe), or `latencyFloorMs`, whichever is
+   * higher. Ignored when `latencyThresholdMs` is set. @default 4
+   */
+  @IsOptional()
+  @IsNumber()
+  @Min(1.1)
+  @Max(1000)
+  latencyFactor?: number;
+
+  /**
+   * Lowest latency limit (ms) of the relative rule (see `latencyFactor`), so a millisecond
+   * route is not failed by a stall of the host. @default 1000
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  latencyFloorMs?: number;
+
+  /**
+   * Time budget of one endpoint's probe, ms. When it runs out the capacity is the largest level
+   * proven within the limits (stop reason `deadline`), 1 when none was. @default 120000
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(1000)
+  maxDurationMs?: number;
+
+  /**
+   * A level whose expected latency (the nearest level measured below it) is at least this many
+   * ms is paced by latency: its warm-up ends at its first response and each sender sends one
+   * measured request, instead of `levelDurationMs` / `levelLatencies` / `minSamples`.
+   * @default 500
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  slowLatencyMs?: number;
 
   /** Reuse a stored probe result younger than this many seconds; 0 = forever. @default 0 */
   @IsOptional()

@@ -31,10 +31,42 @@ describe('resolveBalancerOptions', () => {
     expect(o.probeOnStartup).toBe(true);
     expect(o.forceReprobe).toBe(false);
     expect(o.errorThreshold).toBe(0.05);
-    expect(o.latencyThresholdMs).toBe(2000);
+    // No absolute latency limit: the probe's limit is relative to the endpoint itself.
+    expect(o.latencyThresholdMs).toBeUndefined();
+    expect(o.probe).toMatchObject({
+      latencyFactor: 4,
+      latencyFloorMs: 1000,
+      maxDurationMs: 120_000,
+      slowLatencyMs: 500,
+    });
+    expect(o.probe.requestTimeoutMs).toBeUndefined();
     expect(o.ui).toMatchObject({ enable: true, path: '/balancer/ui' });
     expect(o.maxQueue).toBe(DEFAULTS.maxQueue);
+  });
+
+  it('a seed that sets latency_threshold_ms keeps it absolute, with the 5x request timeout', () => {
+    const o = resolveBalancerOptions(join(__dirname, '../../test/fixtures/seed-balancer.yml'));
+    expect(o.latencyThresholdMs).toBe(2000);
     expect(o.probe.requestTimeoutMs).toBe(10_000);
+  });
+
+  it('reads the slow-endpoint probe keys from YAML and names a bad one', () => {
+    const o = resolveBalancerOptions(
+      yamlFile(
+        'slow.yml',
+        'probe:\n  latency_factor: 3\n  latency_floor_ms: 500\n  max_duration_ms: 60000\n  slow_latency_ms: 800\n',
+      ),
+    );
+    expect(o.probe).toMatchObject({
+      latencyFactor: 3,
+      latencyFloorMs: 500,
+      maxDurationMs: 60_000,
+      slowLatencyMs: 800,
+    });
+    const problems = problemsOf(() =>
+      resolveBalancerOptions(yamlFile('bad.yml', 'probe:\n  max_duration_ms: 10\n')),
+    );
+    expect(problems.join('\n')).toMatch(/probe\.max_duration_ms.*must not be less than 1000/);
   });
 
   it("takes admission 'guard' (default) or 'interceptor', from options or YAML", () => {

@@ -44,18 +44,24 @@ export interface ResolvedBalancerOptions {
   probeOnStartup: boolean;
   forceReprobe: boolean;
   errorThreshold: number;
-  latencyThresholdMs: number;
+  /** `undefined`: the relative rule (`probe.latencyFactor`, `probe.latencyFloorMs`). */
+  latencyThresholdMs?: number;
   probe: {
     warmupMs: number;
     levelDurationMs: number;
     minSamples: number;
     maxConcurrency: number;
     maxRequests: number;
-    requestTimeoutMs: number;
+    /** `undefined`: derived from the level's latency limit (see `ProbeSettings`). */
+    requestTimeoutMs?: number;
     stopAtKnee: boolean;
     kneeMinGain: number;
     throughputShare: number;
     levelLatencies: number;
+    latencyFactor: number;
+    latencyFloorMs: number;
+    maxDurationMs: number;
+    slowLatencyMs: number;
     resultTtl: number;
   };
   /** Global adaptive setting as given (`endpoints[path].adaptive` may override it). */
@@ -103,7 +109,10 @@ export const DEFAULTS = {
   probeOnStartup: true,
   forceReprobe: false,
   errorThreshold: 0.05,
-  latencyThresholdMs: 2000,
+  latencyFactor: 4,
+  latencyFloorMs: 1000,
+  maxDurationMs: 120_000,
+  slowLatencyMs: 500,
   warmupMs: 300,
   levelDurationMs: 1000,
   minSamples: 20,
@@ -244,7 +253,7 @@ export function resolveBalancerOptions(
   }
   if (problems.length > 0) throw new BalancerConfigError(source, problems);
 
-  const latencyThresholdMs = opts.latencyThresholdMs ?? DEFAULTS.latencyThresholdMs;
+  const latencyThresholdMs = opts.latencyThresholdMs;
   const p = opts.probe ?? {};
   return {
     storage: {
@@ -279,11 +288,17 @@ export function resolveBalancerOptions(
       minSamples: p.minSamples ?? DEFAULTS.minSamples,
       maxConcurrency: p.maxConcurrency ?? DEFAULTS.maxConcurrency,
       maxRequests: p.maxRequests ?? DEFAULTS.maxRequests,
-      requestTimeoutMs: p.requestTimeoutMs ?? latencyThresholdMs * 5,
+      requestTimeoutMs:
+        p.requestTimeoutMs ??
+        (latencyThresholdMs !== undefined ? latencyThresholdMs * 5 : undefined),
       stopAtKnee: p.stopAtKnee ?? DEFAULTS.stopAtKnee,
       kneeMinGain: p.kneeMinGain ?? DEFAULTS.kneeMinGain,
       throughputShare: p.throughputShare ?? DEFAULTS.throughputShare,
       levelLatencies: p.levelLatencies ?? DEFAULTS.levelLatencies,
+      latencyFactor: p.latencyFactor ?? DEFAULTS.latencyFactor,
+      latencyFloorMs: p.latencyFloorMs ?? DEFAULTS.latencyFloorMs,
+      maxDurationMs: p.maxDurationMs ?? DEFAULTS.maxDurationMs,
+      slowLatencyMs: p.slowLatencyMs ?? DEFAULTS.slowLatencyMs,
       resultTtl: p.resultTtl ?? DEFAULTS.resultTtl,
     },
     adaptive: opts.adaptive ?? false,

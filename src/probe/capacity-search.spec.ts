@@ -223,6 +223,26 @@ describe('searchCapacity: the knee', () => {
     expect(tried.slice(0, 7)).toEqual([1, 2, 4, 8, 16, 32, 64]);
   });
 
+  it('a slow (settled) queue stops at the knee without measuring any level twice', async () => {
+    const base = queueEndpoint(4, 10_000);
+    const tried: Array<[number, LevelPhase]> = [];
+    const out = await searchCapacity(
+      async (c, phase) => {
+        tried.push([c, phase]);
+        return { ...(await base(c, phase))!, settled: true };
+      },
+      { maxConcurrency: 256, stopAtKnee: true, kneeMinGain: 0.1 },
+    );
+    expect(out).toMatchObject({ capacity: 4, stopReason: 'knee' });
+    // Each level once: a repeat of a slow level costs two of its latencies.
+    expect(tried).toEqual([
+      [1, 'step'],
+      [2, 'step'],
+      [4, 'step'],
+      [8, 'step'],
+    ]);
+  });
+
   it('never reports more than the level where the knee showed', async () => {
     const out = await searchCapacity(queueEndpoint(3, 20, 2), {
       maxConcurrency: 512,

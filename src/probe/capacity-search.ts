@@ -12,6 +12,11 @@ export interface LevelVerdict {
   marginal: boolean;
   throughputRps: number;
   meanMs: number;
+  /**
+   * A slow level: each reading spans whole seconds, so a stall of the host cannot move it and
+   * the search does not measure it again to confirm it (a repeat costs two latencies).
+   */
+  settled?: boolean;
 }
 
 /** Measures one level; `null` when the request budget ran out before the level completed. */
@@ -142,8 +147,8 @@ export async function searchCapacity(
       prev &&
       v.throughputRps < prev.throughputRps * (1 + settings.kneeMinGain)
     ) {
-      // One low reading can be a stall: confirm before stopping.
-      const again = await measure(c, 'repeat');
+      // One low reading can be a stall: confirm before stopping (a settled one is not).
+      const again = v.settled ? v : await measure(c, 'repeat');
       if (!again) {
         budgetOut = true;
         break;
@@ -176,7 +181,7 @@ export async function searchCapacity(
         budgetOut = true;
         break;
       }
-      if (v.pass && v.throughputRps < share * peak()) {
+      if (v.pass && !v.settled && v.throughputRps < share * peak()) {
         // Inside the limits but under the share: a stall only ever lowers a reading, and one
         // low reading here would end the search below the true capacity. Measure it once more
         // (the better reading counts) before the search moves below it.
@@ -234,6 +239,7 @@ export async function searchCapacity(
       // counts) before the search moves above it.
       if (
         !confirmed.has(below.concurrency) &&
+        !below.settled &&
         below.throughputRps >= (share - CONFIRM_BAND) * peak()
       ) {
         confirmed.add(below.concurrency);
@@ -285,6 +291,7 @@ export async function searchCapacity(
     if (
       budgetOut ||
       !stalled ||
+      stalled.settled ||
       confirmed.has(stalled.concurrency) ||
       stalled.throughputRps < chosen.throughputRps
     )

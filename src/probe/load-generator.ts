@@ -128,23 +128,50 @@ export interface LevelRun {
   firstError?: string;
 }
 
+/** How one level is run and judged (decided by the probe from what it has measured so far). */
+export interface LevelPlan {
+  /** Latency limit, ms (`Infinity`: none, level 1 of the relative rule). */
+  limitMs: number;
+  /** Per-request timeout, ms. */
+  timeoutMs: number;
+  /**
+   * Paced by latency: a request takes a sizeable part of `levelDurationMs`. The warm-up ends at
+   * the level's first response (no warm-up at all when `coldStarted`), every sender then sends
+   * one measured request (level 1: two) and the level ends when they are answered. Once more
+   * than half of the measured requests are known to break the limits (answered over the limit
+   * or with an error, or still running past the limit) no more are sent: the verdict is clear.
+   * The requests in flight are still waited for, so the next level does not start on a busy
+   * server.
+   */
+  slow: boolean;
+  /** With `slow`: the endpoint was just called (preflight), skip the warm-up. */
+  warm?: boolean;
+}
+
+/** Measured requests a slow level sends: one per sender, at least two. */
+export function slowQuota(concurrency: number): number {
+  return Math.max(2, concurrency);
+}
+
 /**
  * Hold `concurrency` requests in flight: a warm-up (not measured), then a measured window that
  * lasts `levelDurationMs` and until `minSamples` responses are in (at most
  * `levelDurationMs + requestTimeoutMs`). Both scale with the endpoint's latency: the warm-up
  * lasts until every sender has completed two requests (so the level runs at its full
  * concurrency before measuring) and the window at least `levelLatencies` mean latencies of the
- * level, so a level of 300 ms requests sees many waves of completions, not three. Every request started in the window is measured, also
- * when it ends after the window (no survivor bias); throughput counts responses completed in
- * the window. Warm-up and window end early once at least `minSamples` responses are in and more
- * than half of them failed (error or over the latency limit): such a level cannot pass and
- * would only burn budget.
+ * level, so a level of 300 ms requests sees many waves of completions, not three. Every request
+ * started in the window is measured, also when it ends after the window (no survivor bias);
+ * throughput counts responses completed in the window. Warm-up and window end early once at
+ * least `minSamples` responses are in and more than half of them failed (error or over the
+ * latency limit): such a level cannot pass and would only burn budget. A `slow` level runs by
+ * other rules, see `LevelPlan.slow`.
  */
 export async function runLevel(
   req: PreparedRequest,
   concurrency: number,
   phase: LevelPhase,
   s: ProbeSettings,
+  plan: LevelPlan,
   budget: RequestBudget,
   signal: AbortSignal,
 ): Promise<LevelRun> {
@@ -152,9 +179,12 @@ export async function runLevel(
   const inFlight = new Set<AbortController>();
   const onAbort = (): void => inFlight.forEach((ac) => ac.abort());
   signal.addEventListener('abort', onAbort);
+  const limit = plan.limitMs;
+  const slow = plan.slow;
 
   const levelStart = performance.now();
-  let t0 = levelStart + s.warmupMs; // measured window start
+  // measured window start; a slow level sets it at its first response
+  let t0 = slow ? (plan.warm ? levelStart : Infinity) : levelStart + s.warmupMs;
   let t1 = Infinity; // measured window end (stop time)
   let stopping = false;
   let budgetOut = false;
@@ -165,6 +195,7 @@ export async function runLevel(
   let warmupBad = 0;
   let warmupMsSum = 0;
   let measuredMsSum = 0;
+  let measuredSqSum = 0;
   const latencies = new SampleBuffer();
   let measuredDone = 0;
   let measuredBad = 0;
@@ -172,6 +203,23 @@ export async function runLevel(
   let timeouts = 0;
   let inWindow = 0;
   const statuses: Record<string, number> = {};
+  // Slow levels: start times of the measured requests in flight, and Little's law over the time
+  // every sender had a request in flight (from t0 to the first measured response).
+  const measuredStarts = new Set<number>();
+  let measuredSent = 0;
+  let firstMeasuredAt = Infinity;
+  let clientInFlight = 0;
+  let inFlightArea = 0;
+  let areaSince = levelStart;
+  const track = (now: number, delta: number): void => {
+    if (slow && now > t0 && Number.isFinite(t0)) {
+      const from = Math.max(areaSince, t0);
+      const to = Math.min(now, firstMeasuredAt);
+      if (to > from) inFlightArea += clientInFlight * (to - from);
+    }
+    areaSince = now;
+    clientInFlight += delta;
+  };
 
   const stop = (now: number): void => {
     if (stopping) return;
@@ -179,27 +227,65 @@ export async function runLevel(
     t1 = now;
   };
 
+  /** Slow levels: more than half of the measured requests already break the limits. */
+  const clearlyFails = (now: number): boolean => {
+    let over = measuredBad;
+    for (const started of measuredStarts) if (now - started > limit) over++;
+    const total = measuredDone + measuredStarts.size;
+    return total > 0 && over * 2 > total;
+  };
+  const watch =
+    slow && Number.isFinite(limit)
+      ? setInterval(
+          () => {
+            const now = performance.now();
+            if (!stopping && clearlyFails(now)) {
+              early = true;
+              stop(now);
+            }
+          },
+          Math.max(20, Math.min(1000, limit / 20)),
+        )
+      : undefined;
+
   const sender = async (): Promise<void> => {
     while (!stopping && !signal.aborted) {
+      if (slow && Number.isFinite(t0) && measuredSent >= slowQuota(concurrency)) return;
       if (!budget.take()) {
         budgetOut = true;
         stop(performance.now());
         return;
       }
       const started = performance.now();
-      const shot = await shoot(pool, req, s.requestTimeoutMs, inFlight);
+      const isMeasured = slow && started >= t0;
+      if (isMeasured) {
+        measuredSent++;
+        measuredStarts.add(started);
+        // The quota is sent: the window closes (its requests are still measured).
+        if (measuredSent >= slowQuota(concurrency)) stop(started);
+      }
+      track(started, +1);
+      const shot = await shoot(pool, req, plan.timeoutMs, inFlight);
       if (signal.aborted) return;
       const now = performance.now();
+      track(now, -1);
+      if (isMeasured) measuredStarts.delete(started);
       // Judged at completion: the warm-up may have been extended while this request ran.
       const measured = started >= t0;
       const isError = shot.status === 0 || shot.status >= 400;
-      const bad = isError || shot.ms > s.latencyThresholdMs;
+      const bad = isError || shot.ms > limit;
       if (shot.error && !firstError) firstError = shot.error;
       if (now >= t0 && now <= t1) inWindow++;
       if (!measured) {
         warmupDone++;
         warmupMsSum += shot.ms;
         if (bad) warmupBad++;
+        if (slow) {
+          // The level's first response ends the warm-up: from here every new request meets
+          // the level's steady state (a queue has formed, or the backend runs c at once).
+          if (!Number.isFinite(t0)) t0 = now;
+          continue;
+        }
         // A level that fails most requests in its warm-up starts measuring at once.
         if (warmupDone >= s.minSamples && warmupBad * 2 > warmupDone && now < t0) t0 = now;
         // Slow requests: keep warming up until every sender has been through two of them
@@ -215,8 +301,10 @@ export async function runLevel(
         }
         continue;
       }
+      if (slow && !Number.isFinite(firstMeasuredAt)) firstMeasuredAt = now;
       measuredDone++;
       measuredMsSum += shot.ms;
+      measuredSqSum += shot.ms * shot.ms;
       latencies.push(shot.ms);
       const key = shot.timedOut ? 'timeout' : shot.status === 0 ? 'error' : String(shot.status);
       statuses[key] = (statuses[key] ?? 0) + 1;
@@ -224,14 +312,32 @@ export async function runLevel(
       if (shot.timedOut) timeouts++;
       if (bad) measuredBad++;
       if (stopping) continue;
+      if (slow) {
+        if (clearlyFails(now)) {
+          early = true;
+          stop(now);
+        }
+        continue;
+      }
       const elapsed = now - t0;
-      const span = Math.max(s.levelDurationMs, s.levelLatencies * (measuredMsSum / measuredDone));
+      const mean = measuredMsSum / measuredDone;
+      const span = Math.max(s.levelDurationMs, s.levelLatencies * mean);
       if (measuredDone >= s.minSamples && measuredBad * 2 > measuredDone) {
         early = true;
         stop(now);
+      } else if (
+        measuredDone >= s.minSamples &&
+        elapsed >= Math.max(s.levelDurationMs / 4, s.levelLatencies * mean) &&
+        measuredBad === 0 &&
+        steady(mean, measuredSqSum / measuredDone, measuredDone)
+      ) {
+        // The verdict is clear early: every response within the limits and a mean latency
+        // known to within 1 % (standard error). A stall spreads the latencies and keeps the
+        // level running to its full window.
+        stop(now);
       } else if (elapsed >= span && measuredDone >= s.minSamples) {
         stop(now);
-      } else if (elapsed >= span + s.requestTimeoutMs) {
+      } else if (elapsed >= span + plan.timeoutMs) {
         stop(now);
       }
     }
@@ -240,20 +346,33 @@ export async function runLevel(
   try {
     await Promise.all(Array.from({ length: concurrency }, () => sender()));
   } finally {
+    if (watch) clearInterval(watch);
     signal.removeEventListener('abort', onAbort);
     await pool.destroy().catch(() => undefined);
   }
 
   const end = Number.isFinite(t1) ? t1 : performance.now();
-  const windowMs = Math.max(0, end - t0);
   const sum = summarizeLatencies(latencies.values());
-  const throughputRps = windowMs > 0 ? (inWindow * 1000) / windowMs : 0;
+  let windowMs: number;
+  let throughputRps: number;
+  if (slow) {
+    // Little's law: the mean number in flight while every sender had a request out, over the
+    // mean latency. No need to wait for many waves of completions.
+    const littleEnd = Math.min(firstMeasuredAt, performance.now());
+    windowMs = Number.isFinite(t0) ? Math.max(0, littleEnd - t0) : 0;
+    const meanInFlight = windowMs > 0 ? inFlightArea / windowMs : 0;
+    throughputRps = sum.mean > 0 ? (meanInFlight * 1000) / sum.mean : 0;
+    inWindow = measuredDone;
+  } else {
+    windowMs = Math.max(0, end - t0);
+    throughputRps = windowMs > 0 ? (inWindow * 1000) / windowMs : 0;
+  }
   const littleConcurrency = (throughputRps * sum.mean) / 1000;
   const errorRate = measuredDone > 0 ? errors / measuredDone : 1;
   const failure =
     measuredDone === 0 || errorRate > s.errorThreshold
       ? ('errors' as const)
-      : sum.p99 > s.latencyThresholdMs
+      : sum.p99 > limit
         ? ('latency' as const)
         : undefined;
   const stats: LevelStats = {
@@ -273,14 +392,26 @@ export async function runLevel(
     littleConcurrency: round(littleConcurrency),
     littleOk: littleConcurrency >= 0.8 * concurrency,
     windowMs: Math.round(windowMs),
-    durationMs: Math.round(end - levelStart),
+    durationMs: Math.round(performance.now() - levelStart),
     completions: inWindow,
     pass: failure === undefined,
     failure,
     early,
+    limitMs: Number.isFinite(limit) ? round(limit) : null,
+    slow,
   };
-  return { stats, budgetOut: budgetOut && measuredDone < s.minSamples, firstError };
+  const minimum = slow ? 1 : s.minSamples;
+  return { stats, budgetOut: budgetOut && measuredDone < minimum, firstError };
 }
+
+/** Standard error of the mean latency within `STEADY_SE` of the mean. */
+function steady(mean: number, meanOfSquares: number, n: number): boolean {
+  const variance = Math.max(0, meanOfSquares - mean * mean);
+  return Math.sqrt(variance / n) <= STEADY_SE * mean;
+}
+
+/** See `steady()`. */
+const STEADY_SE = 0.01;
 
 function round(n: number): number {
   return Math.round(n * 100) / 100;

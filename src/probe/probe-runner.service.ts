@@ -48,7 +48,8 @@ type PoolOutcome = 'settled' | 'lost_lock';
  * deployment, not once per worker.
  *
  * A failed probe is logged as an error, shown in `/balancer/stats` (`probe.state: failed`,
- * `probe.error`), and the pool falls back to `defaultCapacity` (source `default`).
+ * `probe.error`), and the pool gets the largest level the probe proved within the limits, 1
+ * when none (source `default`): never `defaultCapacity` above what was measured.
  */
 @Injectable()
 export class ProbeRunner implements OnApplicationBootstrap, OnModuleDestroy, OnApplicationShutdown {
@@ -287,7 +288,7 @@ export class ProbeRunner implements OnApplicationBootstrap, OnModuleDestroy, OnA
         return 'settled';
       }
       const message = err instanceof ProbeError ? err.message : `unexpected error: ${String(err)}`;
-      await this.fail(pool, message, startedAt);
+      await this.fail(pool, message, startedAt, provenCapacity(err));
       return 'settled';
     } finally {
       clearInterval(renew);
@@ -296,18 +297,28 @@ export class ProbeRunner implements OnApplicationBootstrap, OnModuleDestroy, OnA
     }
   }
 
-  /** A clear error, shown in stats; the pool gets `defaultCapacity` (never a silent 1). */
-  private async fail(pool: ResolvedPool, message: string, startedAt?: string): Promise<void> {
-    const cap = this.options.defaultCapacity;
+  /**
+   * A clear error, shown in stats and the log, with the capacity it leaves: `proven` (the
+   * largest level the failed probe measured within the limits), 1 when there is none. A guess
+   * above what was measured could be the level at which the backend fails.
+   */
+  private async fail(
+    pool: ResolvedPool,
+    message: string,
+    startedAt?: string,
+    proven = 0,
+  ): Promise<void> {
+    const cap = Math.max(1, proven);
+    const error =
+      `${message}. Capacity ${cap} (${proven > 0 ? 'the largest level proven within the limits' : 'no level was proven'}) ` +
+      `until the probe succeeds: fix the cause and restart, or set a manual capacity`;
     pool.probeStatus = {
       state: 'failed',
-      error: message,
+      error,
       startedAt: startedAt ?? pool.probeStatus.startedAt,
       finishedAt: new Date().toISOString(),
     };
-    if (this.options.logger) {
-      this.logger.error(`${pool.key}: probe failed: ${message}; using defaultCapacity ${cap}`);
-    }
+    if (this.options.logger) this.logger.error(`${pool.key}: probe failed: ${error}`);
     await this.store.setCapacity(pool.key, cap, 'default').catch(() => undefined);
   }
 
@@ -340,6 +351,15 @@ export class ProbeRunner implements OnApplicationBootstrap, OnModuleDestroy, OnA
   private verbose(message: string): void {
     if (this.options.logger) this.logger.verbose(message);
   }
+}
+
+/**
+ * Largest concurrency a failed probe measured within the limits, 0 when none. A level whose load
+ * fell short (`load_short`) proved nothing.
+ */
+export function provenCapacity(err: unknown): number {
+  if (!(err instanceof ProbeError) || err.reason === 'load_short') return 0;
+  return Math.max(0, ...err.levels.filter((l) => l.pass).map((l) => l.concurrency));
 }
 
 /** The server's own address as reachable over loopback (`::`/`0.0.0.0` -> 127.0.0.1). */

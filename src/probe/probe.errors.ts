@@ -2,7 +2,14 @@ import type { LevelStats } from './probe.types';
 
 /** Machine-readable cause of a failed probe. */
 export type ProbeErrorReason =
-  'unreachable' | 'rejected' | 'level_one_failed' | 'load_short' | 'budget' | 'no_path' | 'aborted';
+  | 'unreachable'
+  | 'rejected'
+  | 'level_one_failed'
+  | 'load_short'
+  | 'budget'
+  | 'deadline'
+  | 'no_path'
+  | 'aborted';
 
 /**
  * A probe that could not produce a capacity. The message says why and what to change; the
@@ -81,6 +88,18 @@ export class ProbeBudgetError extends ProbeError {
       'budget',
       `${target}: the probe budget of ${budget} requests ran out before any level passed; ` +
         `raise probe.maxRequests or shorten probe.levelDurationMs`,
+      levels,
+    );
+  }
+}
+
+/** `probe.maxDurationMs` ran out before any level passed. */
+export class ProbeDeadlineError extends ProbeError {
+  constructor(target: string, maxDurationMs: number, levels: LevelStats[] = []) {
+    super(
+      'deadline',
+      `${target}: the probe's time budget of ${maxDurationMs} ms ran out before any level ` +
+        `passed; raise probe.maxDurationMs, or set a manual capacity`,
       levels,
     );
   }

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { DEFAULTS } from '../config/resolve-options';
 import { searchCapacity, type LevelVerdict } from './capacity-search';
+import { LevelPlanner } from './level-plan';
 import {
   createPool,
   prepareRequest,
@@ -14,6 +15,7 @@ import {
 import {
   ProbeAbortedError,
   ProbeBudgetError,
+  ProbeDeadlineError,
   ProbeLevelOneError,
   ProbeLoadShortError,
   ProbeRejectedError,
@@ -60,7 +62,7 @@ const REQUEST_ERRORS = new Set([400, 401, 403, 404, 405, 406, 410, 411, 413, 414
 
 /** Probe settings with the documented defaults (the same as the module's). */
 export function defaultProbeSettings(overrides: Partial<ProbeSettings> = {}): ProbeSettings {
-  const latencyThresholdMs = overrides.latencyThresholdMs ?? DEFAULTS.latencyThresholdMs;
+  const latencyThresholdMs = overrides.latencyThresholdMs;
   const defined = Object.fromEntries(
     Object.entries(overrides).filter(([, v]) => v !== undefined),
   ) as Partial<ProbeSettings>;
@@ -71,11 +73,15 @@ export function defaultProbeSettings(overrides: Partial<ProbeSettings> = {}): Pr
     minSamples: DEFAULTS.minSamples,
     maxConcurrency: DEFAULTS.maxConcurrency,
     maxRequests: DEFAULTS.maxRequests,
-    requestTimeoutMs: latencyThresholdMs * 5,
+    requestTimeoutMs: latencyThresholdMs !== undefined ? latencyThresholdMs * 5 : undefined,
     stopAtKnee: DEFAULTS.stopAtKnee,
     kneeMinGain: DEFAULTS.kneeMinGain,
     throughputShare: DEFAULTS.throughputShare,
     levelLatencies: DEFAULTS.levelLatencies,
+    latencyFactor: DEFAULTS.latencyFactor,
+    latencyFloorMs: DEFAULTS.latencyFloorMs,
+    maxDurationMs: DEFAULTS.maxDurationMs,
+    slowLatencyMs: DEFAULTS.slowLatencyMs,
     ...defined,
     latencyThresholdMs,
   };
@@ -102,85 +108,117 @@ export class ProbeService {
     const s = defaultProbeSettings(overrides);
     const req = prepareRequest(target);
     const label = `${req.method} ${target.url}`;
-    const signal = outer ?? new AbortController().signal;
     const budget = new RequestBudget(s.maxRequests);
     const levels: LevelStats[] = [];
     const warnings: string[] = [];
     const startedAt = new Date();
     const t = performance.now();
+    // One signal for the load: the caller's abort and the time budget.
+    const load = new AbortController();
+    const onOuter = (): void => load.abort();
+    outer?.addEventListener('abort', onOuter);
+    if (outer?.aborted) load.abort();
+    let timeUp = false;
+    const deadline = setTimeout(() => {
+      timeUp = true;
+      load.abort();
+    }, s.maxDurationMs);
+    const aborted = (): boolean => outer?.aborted === true;
+    try {
+      const firstMs = await this.preflight(req, label, s, budget, load.signal, aborted);
+      if (timeUp) throw new ProbeDeadlineError(label, s.maxDurationMs, levels);
+      const plans = new LevelPlanner(s, firstMs);
 
-    await this.preflight(req, label, s, budget, signal);
-
-    let levelOneError: string | undefined;
-    const measure = async (c: number, phase: LevelStats['phase']): Promise<LevelVerdict | null> => {
-      if (signal.aborted) throw new ProbeAbortedError(label, levels);
-      const once = async (p: LevelStats['phase']): Promise<LevelRun | null> => {
-        if (budget.used >= budget.limit) return null;
-        const r = await runLevel(req, c, p, s, budget, signal);
-        if (signal.aborted) throw new ProbeAbortedError(label, levels);
-        if (r.budgetOut) return null;
-        levels.push(r.stats);
-        onLevel?.(r.stats);
-        return r;
+      let levelOneError: string | undefined;
+      const measure = async (
+        c: number,
+        phase: LevelStats['phase'],
+      ): Promise<LevelVerdict | null> => {
+        if (aborted()) throw new ProbeAbortedError(label, levels);
+        const once = async (p: LevelStats['phase']): Promise<LevelRun | null> => {
+          if (budget.used >= budget.limit || timeUp) return null;
+          const plan = plans.plan(c, levels);
+          const r = await runLevel(req, c, p, s, plan, budget, load.signal);
+          if (aborted()) throw new ProbeAbortedError(label, levels);
+          // The time budget ran out inside the level: it proved nothing.
+          if (timeUp || r.budgetOut) return null;
+          levels.push(r.stats);
+          onLevel?.(r.stats);
+          return r;
+        };
+        let run = await once(phase);
+        // A level that passed while its load fell short is measured again (bounded).
+        let tries = 1;
+        while (run && run.stats.pass && !run.stats.littleOk && tries <= LOAD_SHORT_RETRIES) {
+          run = await once('repeat');
+          tries++;
+        }
+        if (!run) return null;
+        const l = run.stats;
+        if (l.pass && l.littleConcurrency < LOAD_SHORT_RATIO * c) {
+          throw new ProbeLoadShortError(label, c, l.littleConcurrency, tries, levels);
+        }
+        if (l.pass && !l.littleOk) {
+          warnings.push(
+            `level ${c}: the server saw ~${l.littleConcurrency} requests in flight (Little's law); ` +
+              `the load generator may not have reached its level`,
+          );
+        }
+        if (l.pass && !l.slow && l.requests < s.minSamples) {
+          warnings.push(
+            `level ${c}: only ${l.requests} responses measured (minSamples ${s.minSamples})`,
+          );
+        }
+        if (c === 1) levelOneError = run.firstError;
+        return {
+          concurrency: c,
+          pass: l.pass,
+          marginal: l.failure === 'latency' && l.p50Ms <= (l.limitMs ?? Infinity),
+          throughputRps: servedRate(l),
+          meanMs: l.meanMs,
+          settled: l.slow === true,
+        };
       };
-      let run = await once(phase);
-      // A level that passed while its load fell short is measured again (bounded).
-      let tries = 1;
-      while (run && run.stats.pass && !run.stats.littleOk && tries <= LOAD_SHORT_RETRIES) {
-        run = await once('repeat');
-        tries++;
+
+      const outcome = await searchCapacity(measure, s);
+      if (outcome.levelOneFailed)
+        this.failLevelOne(label, levels[levels.length - 1], levelOneError, s);
+      if (outcome.capacity === null) {
+        if (timeUp) throw new ProbeDeadlineError(label, s.maxDurationMs, levels);
+        throw new ProbeBudgetError(label, s.maxRequests, levels);
       }
-      if (!run) return null;
-      const l = run.stats;
-      if (l.pass && l.littleConcurrency < LOAD_SHORT_RATIO * c) {
-        throw new ProbeLoadShortError(label, c, l.littleConcurrency, tries, levels);
-      }
-      if (l.pass && !l.littleOk) {
+      let stopReason = outcome.stopReason;
+      if (stopReason === 'budget' && timeUp) {
+        stopReason = 'deadline';
         warnings.push(
-          `level ${c}: the server saw ~${l.littleConcurrency} requests in flight (Little's law); ` +
-            `the load generator may not have reached its level`,
+          `the time budget (probe.maxDurationMs ${s.maxDurationMs} ms) ran out; the capacity is ` +
+            `the largest level proven within the limits (raise probe.maxDurationMs to search further)`,
+        );
+      } else if (stopReason === 'budget') {
+        warnings.push(
+          `the request budget (${s.maxRequests}) ran out; the capacity is the largest level that passed`,
         );
       }
-      if (l.pass && l.requests < s.minSamples) {
-        warnings.push(
-          `level ${c}: only ${l.requests} responses measured (minSamples ${s.minSamples})`,
-        );
-      }
-      if (c === 1) levelOneError = run.firstError;
+
+      const finishedAt = new Date();
       return {
-        concurrency: c,
-        pass: l.pass,
-        marginal: l.failure === 'latency' && l.p50Ms <= s.latencyThresholdMs,
-        throughputRps: servedRate(l),
-        meanMs: l.meanMs,
+        maxConcurrency: outcome.capacity,
+        stopReason,
+        target: label,
+        levels,
+        knee: outcome.knee,
+        choice: outcome.choice,
+        thresholds: plans.thresholds(levels),
+        requests: budget.used,
+        startedAt: startedAt.toISOString(),
+        finishedAt: finishedAt.toISOString(),
+        durationMs: Math.round(performance.now() - t),
+        warnings,
       };
-    };
-
-    const outcome = await searchCapacity(measure, s);
-    if (outcome.levelOneFailed)
-      this.failLevelOne(label, levels[levels.length - 1], levelOneError, s);
-    if (outcome.capacity === null) throw new ProbeBudgetError(label, s.maxRequests, levels);
-    if (outcome.stopReason === 'budget') {
-      warnings.push(
-        `the request budget (${s.maxRequests}) ran out; the capacity is the largest level that passed`,
-      );
+    } finally {
+      clearTimeout(deadline);
+      outer?.removeEventListener('abort', onOuter);
     }
-
-    const finishedAt = new Date();
-    return {
-      maxConcurrency: outcome.capacity,
-      stopReason: outcome.stopReason,
-      target: label,
-      levels,
-      knee: outcome.knee,
-      choice: outcome.choice,
-      thresholds: { errorThreshold: s.errorThreshold, latencyThresholdMs: s.latencyThresholdMs },
-      requests: budget.used,
-      startedAt: startedAt.toISOString(),
-      finishedAt: finishedAt.toISOString(),
-      durationMs: Math.round(performance.now() - t),
-      warnings,
-    };
   }
 
   /**
@@ -193,18 +231,28 @@ export class ProbeService {
     s: ProbeSettings,
     budget: RequestBudget,
     signal: AbortSignal,
-  ): Promise<void> {
-    if (signal.aborted) throw new ProbeAbortedError(label);
+    aborted: () => boolean,
+  ): Promise<number> {
+    if (aborted()) throw new ProbeAbortedError(label);
     budget.take();
     const pool = createPool(req, 1);
     const inFlight = new Set<AbortController>();
     const onAbort = (): void => inFlight.forEach((ac) => ac.abort());
     signal.addEventListener('abort', onAbort);
     try {
-      const shot = await shoot(pool, req, s.requestTimeoutMs, inFlight);
-      if (signal.aborted) throw new ProbeAbortedError(label);
+      const shot = await shoot(pool, req, s.requestTimeoutMs ?? s.maxDurationMs, inFlight);
+      if (aborted()) throw new ProbeAbortedError(label);
+      if (signal.aborted) throw new ProbeDeadlineError(label, s.maxDurationMs);
       if (shot.error) throw new ProbeUnreachableError(label, shot.error);
+      if (shot.timedOut) {
+        throw new ProbeUnreachableError(
+          label,
+          `no answer within ${Math.round(shot.ms)} ms (probe.requestTimeoutMs, by default 5 x ` +
+            `latency_threshold_ms; unset latency_threshold_ms to let the limit follow the endpoint)`,
+        );
+      }
       if (REQUEST_ERRORS.has(shot.status)) throw new ProbeRejectedError(label, shot.status);
+      return shot.ms;
     } finally {
       signal.removeEventListener('abort', onAbort);
       await pool.destroy().catch(() => undefined);
@@ -231,7 +279,8 @@ export class ProbeService {
     const detail =
       l.failure === 'latency'
         ? `p99 ${l.p99Ms} ms > latency_threshold_ms ${s.latencyThresholdMs} (p50 ${l.p50Ms} ms); ` +
-          `raise latency_threshold_ms if this endpoint is simply slow`
+          `raise latency_threshold_ms, or remove it: by default the limit is relative to the ` +
+          `endpoint's own unloaded latency`
         : `error rate ${(l.errorRate * 100).toFixed(1)} % > error_threshold ${(s.errorThreshold * 100).toFixed(1)} % ` +
           `(${describeStatuses(l.statuses)})`;
     throw new ProbeLevelOneError(label, l, detail);

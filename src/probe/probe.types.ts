@@ -17,8 +17,27 @@ export interface ProbeTarget {
 export interface ProbeSettings {
   /** A level fails when its error rate exceeds this fraction. @default 0.05 */
   errorThreshold: number;
-  /** A level fails when its p99 latency exceeds this many milliseconds. @default 2000 */
-  latencyThresholdMs: number;
+  /**
+   * Absolute latency limit: a level fails when its p99 exceeds this many milliseconds.
+   * `undefined` (the default): the relative rule, `latencyFactor` x the unloaded p50 measured
+   * at level 1, at least `latencyFloorMs`.
+   */
+  latencyThresholdMs: number | undefined;
+  /** Relative rule: the limit is this many times the unloaded p50 (level 1). @default 4 */
+  latencyFactor: number;
+  /** Relative rule: the limit is never below this many ms. @default 1000 */
+  latencyFloorMs: number;
+  /**
+   * Time budget of the whole probe, ms: when it runs out, the level in progress is abandoned
+   * and the capacity is the largest level proven within the limits (stop reason `deadline`).
+   * @default 120000
+   */
+  maxDurationMs: number;
+  /**
+   * A level whose expected latency is at least this many ms is paced by latency (see
+   * `LevelStats.slow`). @default 500
+   */
+  slowLatencyMs: number;
   /** Unmeasured load at the start of each level, ms. */
   warmupMs: number;
   /** Measured window of each level, ms. */
@@ -29,8 +48,11 @@ export interface ProbeSettings {
   maxConcurrency: number;
   /** Most requests the whole probe may send (warm-up and repeats included). */
   maxRequests: number;
-  /** A request still running after this many ms is aborted and counted as an error. */
-  requestTimeoutMs: number;
+  /**
+   * A request still running after this many ms is aborted and counted as an error.
+   * `undefined`: 5 x the level's latency limit (level 1 under the relative rule: `maxDurationMs`).
+   */
+  requestTimeoutMs: number | undefined;
   /** Stop stepping up when doubling concurrency no longer raises throughput. */
   stopAtKnee: boolean;
   /** Relative throughput gain per doubling below which the knee is reached. */
@@ -91,6 +113,14 @@ export interface LevelStats {
   failure?: LevelFailure;
   /** The level stopped before its window ended because most responses failed. */
   early: boolean;
+  /** The latency limit this level was judged by, ms (`null`: none, level 1 of the relative rule). */
+  limitMs?: number | null;
+  /**
+   * Paced by latency (a slow endpoint): the warm-up ended at the level's first response, each
+   * sender sent one measured request (level 1: two), and throughput is Little's law (requests
+   * in flight / mean latency) rather than a count of completions.
+   */
+  slow?: boolean;
 }
 
 /**
@@ -99,8 +129,9 @@ export interface LevelStats {
  * - `knee`: throughput stopped growing; capacity = peak throughput x lowest latency (the knee).
  * - `max_concurrency`: every level up to `probe.maxConcurrency` passed.
  * - `budget`: `probe.maxRequests` ran out; the capacity is the largest level known to pass.
+ * - `deadline`: `probe.maxDurationMs` ran out; the capacity is the largest level known to pass.
  */
-export type StopReason = 'limit' | 'knee' | 'max_concurrency' | 'budget';
+export type StopReason = 'limit' | 'knee' | 'max_concurrency' | 'budget' | 'deadline';
 
 /** The outcome of one probe. Also stored (as `report`) with the capacity. */
 export interface ProbeResult {
@@ -124,7 +155,17 @@ export interface ProbeResult {
     throughputShare: number;
     targetShare: number;
   };
-  thresholds: { errorThreshold: number; latencyThresholdMs: number };
+  /**
+   * The limits applied. `latencyThresholdMs` is the latency limit of the levels above 1 (absolute
+   * when set, else `latencyFactor` x `unloadedP50Ms`, at least the floor); `latencyRule` says which.
+   */
+  thresholds: {
+    errorThreshold: number;
+    latencyThresholdMs: number;
+    latencyRule?: 'absolute' | 'relative';
+    /** p50 of level 1 (the endpoint unloaded), ms. */
+    unloadedP50Ms?: number;
+  };
   /** Requests sent, warm-up and repeats included. */
   requests: number;
   startedAt: string;

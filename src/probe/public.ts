@@ -11,6 +11,7 @@ export {
   ProbeError,
   ProbeAbortedError,
   ProbeBudgetError,
+  ProbeDeadlineError,
   ProbeLevelOneError,
   ProbeLoadShortError,
   ProbeNoPathError,

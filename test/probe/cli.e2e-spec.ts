@@ -251,6 +251,7 @@ describe('nestjs-balancer CLI', () => {
       ],
       [['--warmup-ms', ''], /--warmup-ms must be a number/],
       [['--level-duration-ms', '10'], /--level-duration-ms must not be less than 50/],
+      [['--max-duration-ms', '500'], /--max-duration-ms must not be less than 1000/],
     ];
     for (const [flags, message] of cases) {
       const io = capture();

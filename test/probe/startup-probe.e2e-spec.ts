@@ -105,7 +105,7 @@ describe.each(PLATFORMS)('startup probe on %s', (platform) => {
     expect(model.peak).toBeLessThanOrEqual(k);
   });
 
-  it('a probe the endpoint rejects fails clearly and falls back to defaultCapacity', async () => {
+  it('a probe the endpoint rejects fails clearly and leaves capacity 1, not defaultCapacity', async () => {
     app = await startModelApp(platform, { capacity: 4, ...KNEE }, [
       balancer({
         defaultCapacity: 5,
@@ -114,11 +114,12 @@ describe.each(PLATFORMS)('startup probe on %s', (platform) => {
     ]);
     await app.app.get(ProbeRunner).whenIdle();
     const stats = await poolStats(app.url, '/predict');
-    expect(stats.capacity).toBe(5);
+    expect(stats.capacity).toBe(1);
     expect(stats.capacity_source).toBe('default');
     const probe = await probeStats(app.url);
     expect(probe.state).toBe('failed');
     expect(probe.error).toMatch(/answered 422/);
+    expect(probe.error).toMatch(/Capacity 1 \(no level was proven\)/);
   });
 });
 
@@ -138,7 +139,7 @@ class ItemsController {
 class ParamAppModule {}
 
 describe('startup probe: parameterized route without probe.path', () => {
-  it('fails with a message naming the missing path and uses defaultCapacity', async () => {
+  it('fails with a message naming the missing path and leaves capacity 1', async () => {
     const running = await startApp('express', ParamAppModule);
     try {
       await running.app.get(ProbeRunner).whenIdle();
@@ -147,7 +148,7 @@ describe('startup probe: parameterized route without probe.path', () => {
         capacity_source: string;
         probe: ProbeStats;
       };
-      expect(stats.capacity).toBe(6);
+      expect(stats.capacity).toBe(1);
       expect(stats.capacity_source).toBe('default');
       expect(stats.probe.state).toBe('failed');
       expect(stats.probe.error).toMatch(/path/);
