@@ -59,6 +59,15 @@ export interface EndpointStats {
     /** The chosen level's throughput / the probe's peak throughput (see `probe.throughputShare`). */
     throughput_share: number | null;
     report: unknown;
+    /**
+     * While the capacity is being probed: the cap real requests are admitted at (`capacity`
+     * shows the level's share of it) and where it came from (`stored`: the last probe result,
+     * `minimum`: 1); `null` otherwise or in a worker that did not set it.
+     */
+    interim_capacity: number | null;
+    interim_from: 'stored' | 'minimum' | null;
+    /** While probing: the concurrency level being measured (in the probing worker), else `null`. */
+    level: number | null;
   };
 }
 
@@ -139,9 +148,23 @@ export class BalancerStatsService {
         max_concurrency: probe?.maxConcurrency ?? null,
         throughput_share: shareOf(probe?.report),
         report: probe?.report ?? null,
+        ...interimOf(pool),
       },
     };
   }
+}
+
+/** The interim-cap fields of a pool while it is probed (`null` once it has its capacity). */
+function interimOf(
+  pool: ResolvedPool,
+): Pick<EndpointStats['probe'], 'interim_capacity' | 'interim_from' | 'level'> {
+  const status = pool.probeStatus;
+  const probing = ['pending', 'running', 'waiting'].includes(status.state);
+  return {
+    interim_capacity: probing ? (status.interim?.capacity ?? null) : null,
+    interim_from: probing ? (status.interim?.from ?? null) : null,
+    level: probing ? (status.level ?? null) : null,
+  };
 }
 
 /** The optional overload fields, only when the store reports them (absent keys stay absent). */

@@ -98,9 +98,9 @@ export class ProbeService {
    * Extra headers (e.g. the probe secret) go in `target.headers`.
    */
   async probe(target: ProbeTarget, options: ProbeRunOptions = {}): Promise<ProbeResult> {
-    const { onLevel, signal: outer, ...overrides } = options;
+    const { onLevel, signal: outer, slots, ...overrides } = options;
     const s = defaultProbeSettings(overrides);
-    const req = prepareRequest(target);
+    const req = { ...prepareRequest(target), slots };
     const label = `${req.method} ${target.url}`;
     const signal = outer ?? new AbortController().signal;
     const budget = new RequestBudget(s.maxRequests);
@@ -196,6 +196,7 @@ export class ProbeService {
   ): Promise<void> {
     if (signal.aborted) throw new ProbeAbortedError(label);
     budget.take();
+    await req.slots?.startLevel(1);
     const pool = createPool(req, 1);
     const inFlight = new Set<AbortController>();
     const onAbort = (): void => inFlight.forEach((ac) => ac.abort());
