@@ -207,13 +207,20 @@ export class PoolCard {
     const source = e.capacity_source;
     this.capacity.sub.className = `metric-sub source source-${source}`;
     const interim = source === 'probing' ? (e.probe.interim_capacity ?? null) : null;
+    const stored = e.probe.interim_from === 'stored';
+    // The value above is the interim cap; the line says it is one (short: the metric is narrow).
     setText(
       this.capacity.sub,
       interim !== null
-        ? `probing… interim ${fmtInt(interim)} (${e.probe.interim_from === 'stored' ? 'stored' : 'minimum'})`
+        ? `interim (${stored ? 'stored' : 'minimum'})`
         : (SOURCE_LABEL[source] ?? source),
     );
-    this.capacity.el.title = SOURCE_HINT[source] ?? '';
+    this.capacity.el.title =
+      interim !== null
+        ? `Probing: real requests are admitted at ${interim} meanwhile (${
+            stored ? 'the last stored probe result' : 'nothing measured yet: 1'
+          }), sharing each level with the probe`
+        : (SOURCE_HINT[source] ?? '');
     this.capacity.sub.setAttribute('data-field', 'source');
 
     setText(this.active.value, fmtInt(e.active_requests));
