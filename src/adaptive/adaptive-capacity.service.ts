@@ -282,16 +282,12 @@ export class AdaptiveCapacity
     }
     const o = c.sampler.take(snap, now, snap.capacity);
     if (o && o.latencyMs > 0) c.lastLatencyMs = o.latencyMs;
-    if (settings.intervalMs === null) {
-      c.intervalMs = autoIntervalMs(c.controller.referenceLatencyMs ?? c.lastLatencyMs);
-    }
+    if (settings.intervalMs === null) c.intervalMs = autoIntervalMs(this.latencyOf(c));
     const decision = o ? c.controller.observe(o) : null;
     if (!decision || decision.capacity === snap.capacity) return;
     // The interval after a change is a transition the controller skips: an automatic one only
     // lasts as long as the old requests take to drain.
-    if (settings.intervalMs === null) {
-      c.intervalMs = transitionMs(c.controller.referenceLatencyMs ?? c.lastLatencyMs);
-    }
+    if (settings.intervalMs === null) c.intervalMs = transitionMs(this.latencyOf(c));
     await this.store.setCapacity(key, decision.capacity, 'adaptive');
     c.lastSet = decision.capacity;
     this.record(c, decision.capacity, decision.reason);
@@ -325,6 +321,18 @@ export class AdaptiveCapacity
       base,
       `start from ${snap.source} capacity, bounds [${c.bounds.min}, ${c.bounds.max}]`,
     );
+  }
+
+  /**
+   * The slot time an automatic interval is sized on: the lower of the controller's reference and
+   * the latest reading (a reference raised by a backend that was slower for a while must not
+   * stretch the intervals, and with them the time to notice a recovery).
+   */
+  private latencyOf(c: PoolControl): number | null {
+    const values = [c.controller?.referenceLatencyMs ?? null, c.lastLatencyMs].filter(
+      (v): v is number => v !== null && v > 0,
+    );
+    return values.length > 0 ? Math.min(...values) : null;
   }
 
   private reset(c: PoolControl, now: number): void {
