@@ -231,6 +231,13 @@ describe('admission while probing with Redis: two workers, one global interim ca
       10_000,
       'the interim cap in the second worker',
     );
+    // Every worker shows the global interim cap and where it came from, the prober or not.
+    for (const a of apps) {
+      const view = (await poolStats(a.url, POOL)) as unknown as {
+        probe: { interim_capacity: number | null; interim_from: string | null };
+      };
+      expect(view.probe).toMatchObject({ interim_capacity: 1, interim_from: 'minimum' });
+    }
     const traffic = realTraffic(
       apps.map((a) => a.url),
       3,
