@@ -6,14 +6,10 @@ import {
   OnApplicationShutdown,
   OnModuleDestroy,
 } from '@nestjs/common';
-import { PoolRegistry, type ResolvedPool } from '../admission/pool-registry';
+import { PoolRegistry } from '../admission/pool-registry';
 import { BALANCER_OPTIONS } from '../config/balancer.constants';
 import type { ResolvedBalancerOptions } from '../config/resolve-options';
-import {
-  CapacityStore,
-  type PoolSnapshot,
-  type ProbeLock,
-} from '../storage/capacity-store.interface';
+import { CapacityStore, type PoolSnapshot } from '../storage/capacity-store.interface';
 import {
   adaptiveBounds,
   adaptiveSettingsFor,
@@ -25,33 +21,10 @@ import {
 } from './adaptive-settings';
 import { CapacityController } from './capacity-controller';
 import { PoolSampler } from './pool-sampler';
+import { type AdaptiveStatus, type PoolControl, statusOf } from './pool-control';
+import { cutShortReason } from './probe-handover';
 
-/** One capacity change, kept for stats and the dashboard. */
-export interface CapacityChange {
-  at: string;
-  capacity: number;
-  reason: string;
-}
-
-/** What `/balancer/stats` shows of an adaptive pool (`adaptive` of the endpoint). */
-export interface AdaptiveStatus {
-  min: number | null;
-  max: number | null;
-  /** Length of the current interval, s (automatic unless `interval` is set). */
-  interval_s: number;
-  /** `true`: the interval follows the pool's latency (no `interval` set). */
-  interval_auto: boolean;
-  /**
-   * `options`: `adaptive` is on for the pool; `probe`: it is off, but the pool's probe was cut
-   * short or failed, so its capacity keeps converging from live traffic.
-   */
-  reason: 'options' | 'probe';
-  /** This process runs the pool's controller (with Redis: one worker of all). */
-  controller: boolean;
-  reference_latency_ms: number | null;
-  /** Changes made by this process's controller, oldest first (the last 50). */
-  history: CapacityChange[];
-}
+export type { AdaptiveStatus, CapacityChange } from './pool-control';
 
 const HISTORY = 50;
 /** Snapshots per interval. */
@@ -62,34 +35,6 @@ const MIN_TICK_MS = 25;
 const MIN_COMPLETIONS = 10;
 /** ...for at most this many interval lengths. */
 const MAX_STRETCH = 20;
-/** Stop reasons of a probe that did not finish its search (`ProbeResult.stopReason`). */
-const CUT_SHORT = new Set(['budget', 'deadline']);
-
-interface PoolControl {
-  pool: ResolvedPool;
-  /** `null` while the pool is not adaptive (it may become so when its probe is cut short). */
-  settings: PoolAdaptiveSettings | null;
-  reason: AdaptiveStatus['reason'];
-  sampler: PoolSampler;
-  controller: CapacityController | null;
-  bounds: { min: number; max: number } | null;
-  /** Capacity this controller set last (an outside change restarts the controller). */
-  lastSet: number | null;
-  intervalStart: number;
-  /** Length of the current interval, ms. */
-  intervalMs: number;
-  /** Latest slot time measured, ms (sizes an automatic interval before a reference exists). */
-  lastLatencyMs: number | null;
-  lastReprobe: number;
-  lock: ProbeLock | null;
-  lockTtlMs: number;
-  lastRenew: number;
-  timer?: NodeJS.Timeout;
-  busy: boolean;
-  history: CapacityChange[];
-  /** `finishedAt` of the probe whose outcome was checked for "cut short" (read once each). */
-  checkedProbe: string | null;
-}
 
 /**
  * Runs one `CapacityController` per adaptive pool. Each pool is sampled
@@ -173,20 +118,7 @@ export class AdaptiveCapacity
   /** The adaptive part of a pool's stats, or `null` when the pool is not adaptive. */
   status(pool: string): AdaptiveStatus | null {
     const c = this.controls.get(pool);
-    if (!c?.settings) return null;
-    return {
-      min: c.bounds?.min ?? c.settings.min ?? null,
-      max: c.bounds?.max ?? c.settings.max ?? null,
-      interval_s: c.intervalMs / 1000,
-      interval_auto: c.settings.intervalMs === null,
-      reason: c.reason,
-      controller: c.lock !== null,
-      reference_latency_ms:
-        c.controller?.referenceLatencyMs === null || c.controller === null
-          ? null
-          : Math.round(c.controller.referenceLatencyMs * 100) / 100,
-      history: [...c.history],
-    };
+    return c ? statusOf(c) : null;
   }
 
   /** The next tick: `SAMPLES_PER_INTERVAL` per interval (the interval may change as it goes). */
@@ -218,18 +150,10 @@ export class AdaptiveCapacity
    * live traffic takes over from there.
    */
   private async checkProbe(c: PoolControl): Promise<void> {
-    const status = c.pool.probeStatus;
-    const finished = status.finishedAt;
+    const finished = c.pool.probeStatus.finishedAt;
     if (!finished || finished === c.checkedProbe) return;
     c.checkedProbe = finished;
-    let why: string | null = null;
-    if (status.state === 'failed' && !this.stopped) why = `the probe failed (${status.error})`;
-    else if (status.state === 'done' || status.state === 'reused') {
-      const stored = await this.store.getProbeResult(c.pool.key).catch(() => null);
-      const stop = (stored?.report as { stopReason?: unknown } | null)?.stopReason;
-      if (typeof stop === 'string' && CUT_SHORT.has(stop))
-        why = `the probe stopped early (${stop})`;
-    }
+    const why = await cutShortReason(this.store, c.pool);
     if (!why) return;
     c.settings = CONVERGE_SETTINGS;
     c.reason = 'probe';
