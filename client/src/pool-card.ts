@@ -19,7 +19,8 @@ const SOURCE_HINT: Record<string, string> = {
   probe: 'Measured by the probe',
   manual: 'Set in options or @Balanced({ capacity })',
   default: 'Probing is off: defaultCapacity applies',
-  probing: 'The probe is measuring; requests wait in the queue until it finishes',
+  probing:
+    'The probe is measuring; real requests are admitted at the interim cap meanwhile (the last stored result, else 1), sharing each level with the probe',
   fallback: 'The shared store is unreachable: a local share of the cap applies',
   adaptive: 'Moved by the adaptive controller within its bounds, following the backend',
 };
@@ -205,8 +206,21 @@ export class PoolCard {
     setText(this.capacity.value, e.capacity === null ? '…' : fmtInt(e.capacity));
     const source = e.capacity_source;
     this.capacity.sub.className = `metric-sub source source-${source}`;
-    setText(this.capacity.sub, SOURCE_LABEL[source] ?? source);
-    this.capacity.el.title = SOURCE_HINT[source] ?? '';
+    const interim = source === 'probing' ? (e.probe.interim_capacity ?? null) : null;
+    const stored = e.probe.interim_from === 'stored';
+    // The value above is the interim cap; the line says it is one (short: the metric is narrow).
+    setText(
+      this.capacity.sub,
+      interim !== null
+        ? `interim (${stored ? 'stored' : 'minimum'})`
+        : (SOURCE_LABEL[source] ?? source),
+    );
+    this.capacity.el.title =
+      interim !== null
+        ? `Probing: real requests are admitted at ${interim} meanwhile (${
+            stored ? 'the last stored probe result' : 'nothing measured yet: 1'
+          }), sharing each level with the probe`
+        : (SOURCE_HINT[source] ?? '');
     this.capacity.sub.setAttribute('data-field', 'source');
 
     setText(this.active.value, fmtInt(e.active_requests));
@@ -264,8 +278,16 @@ export class PoolCard {
     const report = readProbeReport(p.report);
     const chosen = p.max_concurrency ?? report?.maxConcurrency ?? null;
     const state = p.state;
-    const summary =
-      p.measured_at !== null
+    const probing = state === 'running' || state === 'waiting' || state === 'pending';
+    const summary = probing
+      ? probeStateText(
+          state,
+          p.error,
+          p.level ?? null,
+          p.interim_capacity ?? null,
+          p.interim_from ?? null,
+        )
+      : p.measured_at !== null
         ? `${chosen !== null ? `capacity ${chosen}` : 'measured'} · ${fmtAgo(p.measured_at)}${
             p.duration_ms !== null ? ` · took ${fmtMs(p.duration_ms)}` : ''
           }`

@@ -34,14 +34,24 @@ export function probeReasonText(r: ProbeReport, chosen: number | null): string {
   return parts.join(' · ');
 }
 
-export function probeStateText(state: string, error: string | null): string {
+export function probeStateText(
+  state: string,
+  error: string | null,
+  level: number | null = null,
+  interim: number | null = null,
+  interimFrom: string | null = null,
+): string {
+  const meanwhile =
+    interim !== null
+      ? ` · real requests at interim cap ${interim} (${interimFrom === 'stored' ? 'last stored result' : 'minimum'})`
+      : '';
   switch (state) {
     case 'running':
-      return 'probing now…';
+      return `probing now${level !== null ? `: level ${level}` : '…'}${meanwhile}`;
     case 'waiting':
-      return 'waiting for another worker’s probe';
+      return `waiting for another worker’s probe${meanwhile}`;
     case 'pending':
-      return 'starts once the server listens';
+      return `starts once the server listens${meanwhile}`;
     case 'failed':
       return `failed${error ? `: ${error}` : ''}`;
     case 'skipped':

@@ -6,6 +6,11 @@ export interface ProbeInfo {
   duration_ms: number | null;
   max_concurrency: number | null;
   report: unknown;
+  /** While probing: the cap real requests are admitted at, and where it came from. */
+  interim_capacity?: number | null;
+  interim_from?: 'stored' | 'minimum' | null;
+  /** While probing: the level being measured (probing worker only). */
+  level?: number | null;
 }
 
 /** One tenant in a top list: `tenant` comes from a request header or function (untrusted). */

@@ -6,60 +6,35 @@ import {
   OnApplicationShutdown,
   OnModuleDestroy,
 } from '@nestjs/common';
-import { PoolRegistry, type ResolvedPool } from '../admission/pool-registry';
+import { PoolRegistry } from '../admission/pool-registry';
 import { BALANCER_OPTIONS } from '../config/balancer.constants';
 import type { ResolvedBalancerOptions } from '../config/resolve-options';
-import {
-  CapacityStore,
-  type PoolSnapshot,
-  type ProbeLock,
-} from '../storage/capacity-store.interface';
+import { CapacityStore, type PoolSnapshot } from '../storage/capacity-store.interface';
 import {
   adaptiveBounds,
   adaptiveSettingsFor,
+  AUTO_INTERVAL_START_MS,
+  autoIntervalMs,
+  CONVERGE_SETTINGS,
+  transitionMs,
   type PoolAdaptiveSettings,
 } from './adaptive-settings';
 import { CapacityController } from './capacity-controller';
 import { PoolSampler } from './pool-sampler';
+import { type AdaptiveStatus, type PoolControl, statusOf } from './pool-control';
+import { cutShortReason } from './probe-handover';
 
-/** One capacity change, kept for stats and the dashboard. */
-export interface CapacityChange {
-  at: string;
-  capacity: number;
-  reason: string;
-}
-
-/** What `/balancer/stats` shows of an adaptive pool (`adaptive` of the endpoint). */
-export interface AdaptiveStatus {
-  min: number | null;
-  max: number | null;
-  interval_s: number;
-  /** This process runs the pool's controller (with Redis: one worker of all). */
-  controller: boolean;
-  reference_latency_ms: number | null;
-  /** Changes made by this process's controller, oldest first (the last 50). */
-  history: CapacityChange[];
-}
+export type { AdaptiveStatus, CapacityChange } from './pool-control';
 
 const HISTORY = 50;
 /** Snapshots per interval. */
 const SAMPLES_PER_INTERVAL = 8;
-
-interface PoolControl {
-  pool: ResolvedPool;
-  settings: PoolAdaptiveSettings;
-  sampler: PoolSampler;
-  controller: CapacityController | null;
-  bounds: { min: number; max: number } | null;
-  /** Capacity this controller set last (an outside change restarts the controller). */
-  lastSet: number | null;
-  intervalStart: number;
-  lastReprobe: number;
-  lock: ProbeLock | null;
-  timer?: NodeJS.Timeout;
-  busy: boolean;
-  history: CapacityChange[];
-}
+/** Shortest gap between two snapshots of a pool, ms. */
+const MIN_TICK_MS = 25;
+/** Fewest admissions an interval waits for (a slow route's interval lasts until it has them)... */
+const MIN_COMPLETIONS = 10;
+/** ...for at most this many interval lengths. */
+const MAX_STRETCH = 20;
 
 /**
  * Runs one `CapacityController` per adaptive pool. Each pool is sampled
@@ -67,9 +42,18 @@ interface PoolControl {
  * Redis) and judged once per interval; a change goes through `CapacityStore.setCapacity(pool,
  * n, 'adaptive')`, which every worker follows (with Redis the cap lives in Redis).
  *
+ * An interval lasts `interval` seconds when set, else `AUTO_INTERVAL_LATENCIES` of the pool's
+ * own mean slot times (`autoIntervalMs`); either way until it has seen `MIN_COMPLETIONS`
+ * admissions (up to `MAX_STRETCH` lengths), so a 3 s route is judged on enough requests and a
+ * 50 ms route reacts within a few hundred milliseconds.
+ *
+ * A pool is adaptive when its options say so, and also, with default settings, when its probe
+ * was cut short (request or time budget) or failed: its capacity is then only the best the probe
+ * could prove, and live traffic carries on from there (`reason: 'probe'`).
+ *
  * With Redis, one controller per pool across all workers: the one holding the pool's adaptive
- * lock (the probe lock pattern, on the key `<pool>#adaptive`, renewed every interval). The
- * others only watch; if the holder dies its lock expires and another worker takes over.
+ * lock (the probe lock pattern, on the key `<pool>#adaptive`, renewed every third of its TTL).
+ * The others only watch; if the holder dies its lock expires and another worker takes over.
  *
  * The controller starts once the pool has a capacity (probed, reused, manual or default) and
  * restarts from scratch when someone else changes it (a new probe result).
@@ -91,24 +75,28 @@ export class AdaptiveCapacity
   onApplicationBootstrap(): void {
     for (const pool of this.registry.all()) {
       const settings = adaptiveSettingsFor(this.options, pool);
-      if (!settings) continue;
+      const now = Date.now();
       const control: PoolControl = {
         pool,
         settings,
+        reason: 'options',
         sampler: new PoolSampler(),
         controller: null,
         bounds: null,
         lastSet: null,
-        intervalStart: Date.now(),
-        lastReprobe: Date.now(),
+        intervalStart: now,
+        intervalMs: settings?.intervalMs ?? autoIntervalMs(null),
+        lastLatencyMs: null,
+        lastReprobe: now,
         lock: null,
+        lockTtlMs: 0,
+        lastRenew: now,
         busy: false,
         history: [],
+        checkedProbe: null,
       };
       this.controls.set(pool.key, control);
-      const every = Math.max(20, settings.intervalMs / SAMPLES_PER_INTERVAL);
-      control.timer = setInterval(() => void this.tick(control), every);
-      control.timer.unref();
+      this.schedule(control);
     }
   }
 
@@ -116,7 +104,7 @@ export class AdaptiveCapacity
     if (this.stopped) return;
     this.stopped = true;
     for (const c of this.controls.values()) {
-      clearInterval(c.timer);
+      clearTimeout(c.timer);
       const lock = c.lock;
       c.lock = null;
       await lock?.release().catch(() => undefined);
@@ -130,25 +118,25 @@ export class AdaptiveCapacity
   /** The adaptive part of a pool's stats, or `null` when the pool is not adaptive. */
   status(pool: string): AdaptiveStatus | null {
     const c = this.controls.get(pool);
-    if (!c) return null;
-    return {
-      min: c.bounds?.min ?? c.settings.min ?? null,
-      max: c.bounds?.max ?? c.settings.max ?? null,
-      interval_s: c.settings.intervalMs / 1000,
-      controller: c.lock !== null,
-      reference_latency_ms:
-        c.controller?.referenceLatencyMs === null || c.controller === null
-          ? null
-          : Math.round(c.controller.referenceLatencyMs * 100) / 100,
-      history: [...c.history],
-    };
+    return c ? statusOf(c) : null;
+  }
+
+  /** The next tick: `SAMPLES_PER_INTERVAL` per interval (the interval may change as it goes). */
+  private schedule(c: PoolControl): void {
+    if (this.stopped) return;
+    const every = Math.max(MIN_TICK_MS, c.intervalMs / SAMPLES_PER_INTERVAL);
+    c.timer = setTimeout(() => {
+      void this.tick(c).finally(() => this.schedule(c));
+    }, every);
+    c.timer.unref();
   }
 
   private async tick(c: PoolControl): Promise<void> {
     if (c.busy || this.stopped) return;
     c.busy = true;
     try {
-      await this.step(c);
+      if (!c.settings) await this.checkProbe(c);
+      if (c.settings) await this.step(c, c.settings);
     } catch (err) {
       if (this.options.logger) this.logger.warn(`${c.pool.key}: ${(err as Error).message}`);
     } finally {
@@ -156,14 +144,43 @@ export class AdaptiveCapacity
     }
   }
 
-  private async step(c: PoolControl): Promise<void> {
+  /**
+   * A pool that is not adaptive by its options becomes so when its probe was cut short or
+   * failed (checked once per probe outcome): its capacity is what the probe could prove, and
+   * live traffic takes over from there.
+   */
+  private async checkProbe(c: PoolControl): Promise<void> {
+    const finished = c.pool.probeStatus.finishedAt;
+    if (!finished || finished === c.checkedProbe) return;
+    c.checkedProbe = finished;
+    const why = await cutShortReason(this.store, c.pool);
+    if (!why) return;
+    c.settings = CONVERGE_SETTINGS;
+    c.reason = 'probe';
+    c.intervalMs = autoIntervalMs(null);
+    if (this.options.logger) {
+      this.logger.log(`${c.pool.key}: ${why}; the capacity converges from live traffic`);
+    }
+  }
+
+  private async step(c: PoolControl, settings: PoolAdaptiveSettings): Promise<void> {
     const key = c.pool.key;
     const now = Date.now();
     if (!c.lock) {
       if (!this.store.isReachable()) return;
-      c.lock = await this.store.tryProbeLock(`${key}#adaptive`, this.lockTtl(c));
+      c.lockTtlMs = Math.max(5000, 3 * (settings.intervalMs ?? AUTO_INTERVAL_START_MS));
+      c.lock = await this.store.tryProbeLock(`${key}#adaptive`, c.lockTtlMs);
       if (!c.lock) return; // another worker controls this pool
+      c.lastRenew = now;
       this.reset(c, now);
+    }
+    if (now - c.lastRenew >= c.lockTtlMs / 3) {
+      c.lastRenew = now;
+      if (!(await c.lock.renew().catch(() => false))) {
+        c.lock = null;
+        this.reset(c, now);
+        return;
+      }
     }
     const snap = await this.store.snapshot(key);
     if (snap.capacity === null || snap.source === 'probing' || snap.source === 'fallback') {
@@ -171,27 +188,30 @@ export class AdaptiveCapacity
       return;
     }
     if (!c.controller || (snap.source !== 'adaptive' && snap.capacity !== c.lastSet)) {
-      this.start(c, snap, now);
+      this.start(c, snap, now, settings);
       return;
     }
-    if (now - c.intervalStart < c.settings.intervalMs) {
+    const elapsed = now - c.intervalStart;
+    const enough =
+      c.sampler.admittedSince(snap) >= MIN_COMPLETIONS || elapsed >= MAX_STRETCH * c.intervalMs;
+    if (elapsed < c.intervalMs || !enough) {
       c.sampler.add(snap, now);
       return;
     }
-    // One interval is complete: renew the lock, judge, maybe act.
+    // One interval is complete: judge, maybe act.
     c.intervalStart = now;
-    if (!(await c.lock.renew().catch(() => false))) {
-      c.lock = null;
-      this.reset(c, now);
-      return;
-    }
-    if (c.settings.reprobeIntervalMs > 0 && now - c.lastReprobe >= c.settings.reprobeIntervalMs) {
+    if (settings.reprobeIntervalMs > 0 && now - c.lastReprobe >= settings.reprobeIntervalMs) {
       c.lastReprobe = now;
       c.controller.reprobe();
     }
     const o = c.sampler.take(snap, now, snap.capacity);
+    if (o && o.latencyMs > 0) c.lastLatencyMs = o.latencyMs;
+    if (settings.intervalMs === null) c.intervalMs = autoIntervalMs(this.latencyOf(c));
     const decision = o ? c.controller.observe(o) : null;
     if (!decision || decision.capacity === snap.capacity) return;
+    // The interval after a change is a transition the controller skips: an automatic one only
+    // lasts as long as the old requests take to drain.
+    if (settings.intervalMs === null) c.intervalMs = transitionMs(this.latencyOf(c));
     await this.store.setCapacity(key, decision.capacity, 'adaptive');
     c.lastSet = decision.capacity;
     this.record(c, decision.capacity, decision.reason);
@@ -203,12 +223,18 @@ export class AdaptiveCapacity
   }
 
   /** A (new) base capacity: a fresh controller around it. */
-  private start(c: PoolControl, snap: PoolSnapshot, now: number): void {
+  private start(
+    c: PoolControl,
+    snap: PoolSnapshot,
+    now: number,
+    settings: PoolAdaptiveSettings,
+  ): void {
     const base = snap.capacity!;
-    c.bounds = adaptiveBounds(c.settings, base);
+    c.bounds = adaptiveBounds(settings, base);
     c.controller = new CapacityController({
       ...c.bounds,
-      latencyTolerance: c.settings.latencyTolerance,
+      latencyTolerance: settings.latencyTolerance,
+      minCompletions: MIN_COMPLETIONS,
     });
     c.lastSet = base;
     c.sampler = new PoolSampler();
@@ -221,6 +247,18 @@ export class AdaptiveCapacity
     );
   }
 
+  /**
+   * The slot time an automatic interval is sized on: the lower of the controller's reference and
+   * the latest reading (a reference raised by a backend that was slower for a while must not
+   * stretch the intervals, and with them the time to notice a recovery).
+   */
+  private latencyOf(c: PoolControl): number | null {
+    const values = [c.controller?.referenceLatencyMs ?? null, c.lastLatencyMs].filter(
+      (v): v is number => v !== null && v > 0,
+    );
+    return values.length > 0 ? Math.min(...values) : null;
+  }
+
   private reset(c: PoolControl, now: number): void {
     c.controller = null;
     c.sampler = new PoolSampler();
@@ -230,9 +268,5 @@ export class AdaptiveCapacity
   private record(c: PoolControl, capacity: number, reason: string): void {
     c.history.push({ at: new Date().toISOString(), capacity, reason });
     if (c.history.length > HISTORY) c.history.splice(0, c.history.length - HISTORY);
-  }
-
-  private lockTtl(c: PoolControl): number {
-    return Math.max(5000, 3 * c.settings.intervalMs);
   }
 }

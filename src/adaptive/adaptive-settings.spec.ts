@@ -10,7 +10,7 @@ describe('adaptiveSettingsFor', () => {
     expect(adaptiveSettingsFor(resolveBalancerOptions({}), pool('/a'))).toBeNull();
     const on = resolveBalancerOptions({ adaptive: true });
     expect(adaptiveSettingsFor(on, pool('/a'))).toMatchObject({
-      intervalMs: 2000,
+      intervalMs: null,
       reprobeIntervalMs: 0,
     });
   });

@@ -6,12 +6,53 @@ import type { ResolvedPool } from '../admission/pool-registry';
 export interface PoolAdaptiveSettings {
   min?: number;
   max?: number;
-  intervalMs: number;
+  /** Fixed interval; `null`: scaled to the pool's own latency (see `autoIntervalMs`). */
+  intervalMs: number | null;
   reprobeIntervalMs: number;
   latencyTolerance?: number;
 }
 
-export const ADAPTIVE_DEFAULT_INTERVAL_S = 2;
+/** An automatic interval lasts this many of the pool's mean slot times... */
+export const AUTO_INTERVAL_LATENCIES = 5;
+/** ...within these bounds (ms). */
+export const AUTO_INTERVAL_MIN_MS = 200;
+export const AUTO_INTERVAL_MAX_MS = 60_000;
+/** The first automatic interval, before any latency is known (ms). */
+export const AUTO_INTERVAL_START_MS = 1000;
+
+/**
+ * The length of an automatic interval: `AUTO_INTERVAL_LATENCIES` mean slot times (a 50 ms route
+ * decides every 250 ms, a 3 s route every 15 s), so the controller reacts in the same number of
+ * the route's own service times whatever they are. `latencyMs` null: nothing measured yet.
+ */
+export function autoIntervalMs(latencyMs: number | null): number {
+  if (latencyMs === null || !(latencyMs > 0)) return AUTO_INTERVAL_START_MS;
+  return Math.min(
+    AUTO_INTERVAL_MAX_MS,
+    Math.max(AUTO_INTERVAL_MIN_MS, AUTO_INTERVAL_LATENCIES * latencyMs),
+  );
+}
+
+/** The interval right after a change lasts this many mean slot times: requests admitted under
+ * the old capacity drain, and the controller does not judge it (automatic intervals only). */
+export const TRANSITION_LATENCIES = 2;
+/** ...and at least this long (ms). */
+export const TRANSITION_MIN_MS = 100;
+
+/** Length of the transition interval after a change, automatic intervals only. */
+export function transitionMs(latencyMs: number | null): number {
+  if (latencyMs === null || !(latencyMs > 0)) return AUTO_INTERVAL_START_MS;
+  return Math.min(
+    AUTO_INTERVAL_MAX_MS,
+    Math.max(TRANSITION_MIN_MS, TRANSITION_LATENCIES * latencyMs),
+  );
+}
+
+/**
+ * Settings of the controller that takes over a pool whose probe was cut short or failed (its
+ * capacity is the best the probe could prove, not a measured optimum): the defaults.
+ */
+export const CONVERGE_SETTINGS: PoolAdaptiveSettings = { intervalMs: null, reprobeIntervalMs: 0 };
 
 /**
  * Whether `pool` is adaptive, and how: `endpoints[path].adaptive` (for the pool key or any of
@@ -35,7 +76,7 @@ export function adaptiveSettingsFor(
   return {
     min: merged.min,
     max: merged.max,
-    intervalMs: (merged.interval ?? ADAPTIVE_DEFAULT_INTERVAL_S) * 1000,
+    intervalMs: merged.interval === undefined ? null : merged.interval * 1000,
     reprobeIntervalMs: (merged.reprobeInterval ?? 0) * 1000,
     latencyTolerance: merged.latencyTolerance,
   };

@@ -27,7 +27,11 @@ export interface ControllerSettings {
   upAfterIntervals?: number;
   /** Largest step up, as a fraction of the capacity (at least 1). @default 0.25 */
   upStep?: number;
-  /** A failed step up doubles the wait before the next one, up to this factor. @default 8 */
+  /**
+   * A failed step up doubles the wait before the next one, up to this factor: at most
+   * `upAfterIntervals x maxBackoff` intervals pass between two tries, which bounds how long a
+   * recovered backend waits to be noticed. @default 3
+   */
   maxBackoff?: number;
 }
 
@@ -62,9 +66,12 @@ interface Trial {
  * - **Up** when it recovers: after `upAfterIntervals` saturated intervals at the reference
  *   latency, one step up (+`upStep`, at least 1). Kept when latency stayed within half the
  *   tolerance, or throughput rose by at least a third of the concurrency added with latency
- *   within the tolerance; otherwise undone, and the
- *   wait before the next try doubles (up to `maxBackoff` x) so a backend at its true capacity
- *   sees an occasional one-interval trial, not an oscillation.
+ *   within the tolerance. A kept step is followed at once by the next, twice as large (at most
+ *   half the capacity): a backend that got its capacity back is climbed in a few steps, not
+ *   one step per backoff. A failed step is undone, the next try is half as large (at least 1:
+ *   the climb closes in on the true capacity instead of jumping over it for ever) and the wait
+ *   before it doubles (up to `maxBackoff` x), so a backend at its true capacity sees an
+ *   occasional trial, not an oscillation.
  * - Never below `min` (>= 1) or above `max`; one change per interval; intervals that are not
  *   saturated or have fewer than `minCompletions` admissions change nothing (light traffic
  *   says nothing about capacity).
@@ -75,6 +82,14 @@ export class CapacityController {
   private slowStreak = 0;
   private healthyStreak = 0;
   private backoff = 1;
+  /** Size of the next step up; `null`: `upStep` of the capacity. */
+  private step: number | null = null;
+  /**
+   * The capacity a step down left, with the search state above it: a climb back stops there
+   * and takes that state up again (what was learnt above it still holds), instead of trying
+   * past it with a fresh backoff.
+   */
+  private ceiling: { capacity: number; backoff: number; step: number | null } | null = null;
   private trial: Trial | null = null;
 
   constructor(settings: ControllerSettings, referenceLatencyMs: number | null = null) {
@@ -88,7 +103,7 @@ export class CapacityController {
       confirmIntervals: 2,
       upAfterIntervals: 3,
       upStep: 0.25,
-      maxBackoff: 8,
+      maxBackoff: 3,
       ...given,
       min,
       max: Math.max(min, Math.floor(settings.max)),
@@ -135,6 +150,9 @@ export class CapacityController {
       this.slowStreak = 0;
       const toward = Math.floor((c * this.reference) / o.latencyMs);
       const next = clamp(Math.max(toward, Math.ceil(c / 2)), this.s.min, c - 1);
+      if (!this.ceiling || c > this.ceiling.capacity)
+        this.ceiling = { capacity: c, backoff: this.backoff, step: this.step };
+      this.step = null;
       this.trial = { direction: 'down', from: c, settle: 1, ...pick(o) };
       return {
         capacity: next,
@@ -156,12 +174,17 @@ export class CapacityController {
     }
     if (++this.healthyStreak < this.s.upAfterIntervals * this.backoff) return null;
     this.healthyStreak = 0;
-    const next = Math.min(this.s.max, c + Math.max(1, Math.round(c * this.s.upStep)));
+    return this.up(o, `latency at its reference (${Math.round(o.latencyMs)} ms): trying more`);
+  }
+
+  /** Start a step up from `o.capacity`. */
+  private up(o: AdaptiveObservation, reason: string): ControllerDecision {
+    const c = o.capacity;
+    const step = this.step ?? Math.max(1, Math.round(c * this.s.upStep));
+    const top = this.ceiling && c < this.ceiling.capacity ? this.ceiling.capacity : this.s.max;
+    const next = Math.min(top, c + step);
     this.trial = { direction: 'up', from: c, settle: 1, ...pick(o) };
-    return {
-      capacity: next,
-      reason: `latency at its reference (${Math.round(o.latencyMs)} ms): trying more`,
-    };
+    return { capacity: next, reason };
   }
 
   private judge(t: Trial, o: AdaptiveObservation): ControllerDecision | null {
@@ -179,6 +202,7 @@ export class CapacityController {
       // Fewer in flight served less: the backend is slower at every level. Undo, and accept the
       // slower latency as the reference.
       this.reference = t.latencyMs;
+      if (this.ceiling && t.from >= this.ceiling.capacity) this.ceiling = null;
       return {
         capacity: t.from,
         reason: `step down lost throughput (${Math.round(o.throughputRps)}/s < ${Math.round(t.throughputRps)}/s): undone`,
@@ -195,9 +219,20 @@ export class CapacityController {
     if (flat || gained) {
       this.backoff = 1;
       this.reference = Math.max(ref, o.latencyMs);
-      return null;
+      // Slow start: the step paid, so the next one follows at once, twice as large.
+      this.step = Math.min(2 * (c - t.from), Math.max(1, Math.floor(c / 2)));
+      if (this.ceiling && c >= this.ceiling.capacity) {
+        // Back where the backend was before it slowed down: go on as it was going there.
+        this.backoff = this.ceiling.backoff;
+        this.step = this.ceiling.step;
+        this.ceiling = null;
+        return null;
+      }
+      if (c >= this.s.max) return null;
+      return this.up(o, `step up to ${c} kept (${Math.round(o.latencyMs)} ms): trying more`);
     }
     this.backoff = Math.min(this.s.maxBackoff, this.backoff * 2);
+    this.step = Math.max(1, Math.floor((c - t.from) / 2));
     return {
       capacity: t.from,
       reason: `step up to ${c} gained too little (${Math.round(t.throughputRps)} -> ${Math.round(o.throughputRps)}/s): undone`,

@@ -21,6 +21,11 @@ export class PoolSampler {
     if (s.queued > 0 || (s.capacity !== null && s.active >= s.capacity)) this.busy++;
   }
 
+  /** Admissions since the interval started (0 before its first sample). */
+  admittedSince(s: PoolSnapshot): number {
+    return this.start ? Math.max(0, s.counters.admitted - this.start.admitted) : 0;
+  }
+
   /** The interval since the last call (or the first sample); `null` with fewer than 2 samples. */
   take(s: PoolSnapshot, at: number, capacity: number): AdaptiveObservation | null {
     const start = this.start;

@@ -64,6 +64,15 @@ export interface EndpointStats {
      */
     stop_reason: string | null;
     report: unknown;
+    /**
+     * While the capacity is being probed: the cap real requests are admitted at (`capacity`
+     * shows the level's share of it) and where it came from (`stored`: the last probe result,
+     * `minimum`: 1), in every worker (Redis: told from the store); `null` otherwise.
+     */
+    interim_capacity: number | null;
+    interim_from: 'stored' | 'minimum' | null;
+    /** While probing: the concurrency level being measured (in the probing worker), else `null`. */
+    level: number | null;
   };
 }
 
@@ -145,9 +154,38 @@ export class BalancerStatsService {
         throughput_share: shareOf(probe?.report),
         stop_reason: stopReasonOf(probe?.report),
         report: probe?.report ?? null,
+        ...interimOf(pool, s, probe, withProbe),
       },
     };
   }
+}
+
+/**
+ * The interim-cap fields of a pool while it is probed (`null` once it has its capacity). The
+ * worker that set the interim cap knows it; the others (Redis) tell it from the store: a pool at
+ * `probing` with a number admits at the stored result when there is one, else at 1.
+ */
+function interimOf(
+  pool: ResolvedPool,
+  s: PoolSnapshot,
+  stored: StoredProbeResult | null,
+  withProbe: boolean,
+): Pick<EndpointStats['probe'], 'interim_capacity' | 'interim_from' | 'level'> {
+  const status = pool.probeStatus;
+  const probing = ['pending', 'running', 'waiting'].includes(status.state);
+  if (!probing) return { interim_capacity: null, interim_from: null, level: null };
+  const known =
+    status.interim ??
+    (withProbe && s.source === 'probing' && s.capacity !== null
+      ? stored
+        ? { capacity: stored.maxConcurrency, from: 'stored' as const }
+        : { capacity: 1, from: 'minimum' as const }
+      : undefined);
+  return {
+    interim_capacity: known?.capacity ?? null,
+    interim_from: known?.from ?? null,
+    level: status.level ?? null,
+  };
 }
 
 /** The optional overload fields, only when the store reports them (absent keys stay absent). */

@@ -25,6 +25,13 @@ export interface PoolProbeStatus {
   error?: string;
   startedAt?: string;
   finishedAt?: string;
+  /**
+   * While probing: the cap real requests are admitted at and where it came from (`stored`: the
+   * last probe result, any age; `minimum`: 1). Set by the process that set it.
+   */
+  interim?: { capacity: number; from: 'stored' | 'minimum' };
+  /** While probing: the concurrency level being measured (this process's probe). */
+  level?: number;
 }
 
 /** One capacity number and one queue, shared by one or more routes. */

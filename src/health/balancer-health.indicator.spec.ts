@@ -61,6 +61,29 @@ describe('BalancerHealthIndicator', () => {
     expect(result.lb).toMatchObject({ status: 'up', state: 'ready', reasons: [], probing: [] });
   });
 
+  it('while probing: not ready at the minimum interim cap, ready at a stored result', async () => {
+    await store.setCapacity('/b', 1, 'probing');
+    const minimum = await indicator.readiness();
+    expect(minimum).toMatchObject({ ready: false, state: 'probing', probing: ['/b'] });
+    expect(minimum.pools['/b']).toEqual({
+      capacity: 1,
+      source: 'probing',
+      probe: 'running',
+      interim: 'minimum',
+    });
+    // A re-probe (forceReprobe, resultTtl) admits at the last stored result: a measured number.
+    await store.saveProbeResult('/b', {
+      maxConcurrency: 6,
+      measuredAt: new Date().toISOString(),
+      durationMs: 1,
+      report: null,
+    });
+    await store.setCapacity('/b', 6, 'probing');
+    const stored = await indicator.readiness();
+    expect(stored).toMatchObject({ ready: true, state: 'ready', probing: [] });
+    expect(stored.pools['/b'].interim).toBe('stored');
+  });
+
   it('puts shutting_down ahead of every other reason', async () => {
     gate.setHealthy(false);
     expect((await indicator.readiness()).reasons).toEqual(['unhealthy', 'probing']);

@@ -14,10 +14,15 @@ export type BalancerReadinessState =
   'ready' | 'probing' | 'store_unreachable' | 'unprotected' | 'unhealthy' | 'shutting_down';
 
 export interface BalancerPoolReadiness {
-  /** `null` while the pool has no capacity yet (its probe has not published one). */
+  /** `null` while the pool has no capacity yet (no probe result, no interim cap). */
   capacity: number | null;
   source: string;
   probe: string;
+  /**
+   * While probing with an interim cap: `stored` (the last probe result: ready) or `minimum`
+   * (1, nothing measured yet: not ready). Absent otherwise.
+   */
+  interim?: 'stored' | 'minimum';
 }
 
 /** What `BalancerHealthIndicator` reports (the details of its Terminus result). */
@@ -29,7 +34,7 @@ export interface BalancerReadiness {
   /** Admission gate of this process: open, or why it is closed. */
   gate: 'open' | 'unhealthy' | 'shutting_down';
   store: 'reachable' | 'unreachable';
-  /** Pools that have no capacity yet. */
+  /** Pools that have no capacity yet, or are probed at the minimum interim cap (1). */
   probing: string[];
   pools: Record<string, BalancerPoolReadiness>;
   /** Watched routes found without admission at bootstrap (`GET /predict (Api.predict): why`). */
@@ -42,9 +47,12 @@ export interface BalancerReadiness {
 const SNAPSHOT_TIMEOUT_MS = 1000;
 
 /**
- * Terminus indicator for readiness: up when every watched pool has a capacity (its probe is
- * done), the store is reachable and the admission gate is open; down otherwise, with details
- * that name what is not ready. Add it to your own health controller:
+ * Terminus indicator for readiness: up when every watched pool has a capacity worth sending
+ * traffic to (probed, manual, default, adaptive, or while probing an interim cap taken from a
+ * stored probe result), the store is reachable and the admission gate is open; down otherwise,
+ * with details that name what is not ready. A pool probed at the minimum interim cap (1: nothing
+ * was ever measured) serves the requests that reach it but is not ready, so a load balancer keeps
+ * the traffic on workers that know their number. Add it to your own health controller:
  *
  * ```ts
  * @Get('ready') @HealthCheck()
@@ -90,6 +98,12 @@ export class BalancerHealthIndicator {
           probe: pool.probeStatus.state,
         };
         if (snapshot && capacity === null) probing.push(pool.key);
+        else if (snapshot?.source === 'probing') {
+          // The store's probe result is global: every worker tells `stored` from `minimum`.
+          const stored = await this.storedResult(pool.key);
+          pools[pool.key].interim = stored ? 'stored' : 'minimum';
+          if (!stored) probing.push(pool.key);
+        }
       }),
     );
     probing.sort();
@@ -110,6 +124,15 @@ export class BalancerHealthIndicator {
       unprotected,
       unadmitted,
     };
+  }
+
+  /** Whether `pool` has a stored probe result (its interim cap is a measured number). */
+  private async storedResult(pool: string): Promise<boolean> {
+    try {
+      return (await this.store.getProbeResult(pool)) !== null;
+    } catch {
+      return false;
+    }
   }
 
   private async snapshot(pool: string): Promise<PoolSnapshot | null> {

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { SampleBuffer, summarizeLatencies } from './latency-stats';
+import type { ProbeSlots } from './interim-admission';
 import type { LevelPhase, LevelStats, ProbeSettings, ProbeTarget } from './probe.types';
 
 /** A request ready to send many times. */
@@ -12,6 +13,8 @@ export interface PreparedRequest {
   body?: string | Uint8Array;
   socketPath?: string;
   insecureTls?: boolean;
+  /** The startup probe: slots shared with the pool's real requests (see `ProbeSlots`). */
+  slots?: ProbeSlots;
 }
 
 export function prepareRequest(
@@ -85,6 +88,16 @@ export async function shoot(
 ): Promise<Shot> {
   const ac = new AbortController();
   inFlight.add(ac);
+  let leave: (() => void) | undefined;
+  if (req.slots) {
+    // Waiting for a slot is not part of the request's latency: the clock starts after it.
+    try {
+      leave = await req.slots.enter(ac.signal);
+    } catch {
+      inFlight.delete(ac);
+      return { status: 0, ms: 0, timedOut: false, error: 'aborted while waiting for a slot' };
+    }
+  }
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
@@ -110,6 +123,7 @@ export async function shoot(
   } finally {
     clearTimeout(timer);
     inFlight.delete(ac);
+    leave?.();
   }
 }
 
@@ -175,6 +189,7 @@ export async function runLevel(
   budget: RequestBudget,
   signal: AbortSignal,
 ): Promise<LevelRun> {
+  await req.slots?.startLevel(concurrency);
   const pool = createPool(req, concurrency);
   const inFlight = new Set<AbortController>();
   const onAbort = (): void => inFlight.forEach((ac) => ac.abort());
@@ -355,19 +370,23 @@ export async function runLevel(
   const sum = summarizeLatencies(latencies.values());
   let windowMs: number;
   let throughputRps: number;
+  let windowEnd: number;
   if (slow) {
     // Little's law: the mean number in flight while every sender had a request out, over the
     // mean latency. No need to wait for many waves of completions.
-    const littleEnd = Math.min(firstMeasuredAt, performance.now());
-    windowMs = Number.isFinite(t0) ? Math.max(0, littleEnd - t0) : 0;
+    windowEnd = Math.min(firstMeasuredAt, performance.now());
+    windowMs = Number.isFinite(t0) ? Math.max(0, windowEnd - t0) : 0;
     const meanInFlight = windowMs > 0 ? inFlightArea / windowMs : 0;
     throughputRps = sum.mean > 0 ? (meanInFlight * 1000) / sum.mean : 0;
     inWindow = measuredDone;
   } else {
+    windowEnd = end;
     windowMs = Math.max(0, end - t0);
     throughputRps = windowMs > 0 ? (inWindow * 1000) / windowMs : 0;
   }
-  const littleConcurrency = (throughputRps * sum.mean) / 1000;
+  // Slots real requests held while a probe sender waited for them were in flight too.
+  const others = windowMs > 0 ? (req.slots?.occupiedByOthers(t0, windowEnd) ?? 0) / windowMs : 0;
+  const littleConcurrency = (throughputRps * sum.mean) / 1000 + others;
   const errorRate = measuredDone > 0 ? errors / measuredDone : 1;
   const failure =
     measuredDone === 0 || errorRate > s.errorThreshold

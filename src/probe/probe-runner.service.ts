@@ -16,6 +16,7 @@ import { ProbeTokens, type MintedProbeToken } from '../admission/probe-tokens';
 import { BALANCER_OPTIONS, PROBE_HEADER } from '../config/balancer.constants';
 import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import { ProbeAbortedError, ProbeError, ProbeNoPathError } from './probe.errors';
+import { interimCapOf, openInterim, ProbeSlots } from './interim-admission';
 import { ProbeService } from './probe.service';
 import type { ProbeTarget } from './probe.types';
 
@@ -38,7 +39,9 @@ type PoolOutcome = 'settled' | 'lost_lock';
  * manual capacity, one pool after another, over loopback. Its requests carry a token minted
  * for this probe and published in the store with the probe lock, so they skip admission in
  * whichever worker receives them (several workers on one port). Meanwhile the pool's real
- * requests wait in its queue (capacity unknown, source `probing`).
+ * requests are admitted at an interim cap (its last stored result, else 1; source `probing`),
+ * sharing each level with the probe so the endpoint never sees more than the level measured
+ * (`interim-admission.ts`).
  *
  * Coordination through the `CapacityStore` (shared by every worker with Redis): a stored result
  * is reused unless it is older than `probe.resultTtl` or `forceReprobe` is set; one worker takes
@@ -100,6 +103,8 @@ export class ProbeRunner implements OnApplicationBootstrap, OnModuleDestroy, OnA
   }
 
   private async runAll(pools: ResolvedPool[]): Promise<void> {
+    // Every pool admits at its interim cap from the start, not only once its turn comes.
+    for (const pool of pools) await openInterim(this.store, pool, PROBE_LOCK_TTL_MS);
     const target = await this.waitForServer();
     if (!target) {
       for (const pool of pools) {
@@ -215,9 +220,14 @@ export class ProbeRunner implements OnApplicationBootstrap, OnModuleDestroy, OnA
     lock: { renew(): Promise<boolean> },
   ): Promise<PoolOutcome> {
     const startedAt = new Date().toISOString();
-    pool.probeStatus = { state: 'running', startedAt };
-    await this.store.setCapacity(pool.key, null, 'probing');
-    this.log(`${pool.key}: probing ${pool.probe.method} ${pool.probe.path}`);
+    const interim = await interimCapOf(this.store, pool.key);
+    pool.probeStatus = { state: 'running', startedAt, interim };
+    await this.store.setCapacity(pool.key, interim.capacity, 'probing');
+    const slots = new ProbeSlots(this.store, pool, interim);
+    this.log(
+      `${pool.key}: probing ${pool.probe.method} ${pool.probe.path}; ` +
+        `real requests admitted at ${interim.capacity} meanwhile (${interim.from})`,
+    );
 
     const abort = new AbortController();
     const onStop = (): void => abort.abort();
@@ -254,6 +264,7 @@ export class ProbeRunner implements OnApplicationBootstrap, OnModuleDestroy, OnA
         errorThreshold: this.options.errorThreshold,
         latencyThresholdMs: this.options.latencyThresholdMs,
         signal: abort.signal,
+        slots,
         onLevel: (l) =>
           this.verbose(
             `${pool.key}: c=${l.concurrency} ${l.pass ? 'pass' : `fail (${l.failure})`} ` +

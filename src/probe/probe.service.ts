@@ -104,9 +104,9 @@ export class ProbeService {
    * Extra headers (e.g. the probe secret) go in `target.headers`.
    */
   async probe(target: ProbeTarget, options: ProbeRunOptions = {}): Promise<ProbeResult> {
-    const { onLevel, signal: outer, ...overrides } = options;
+    const { onLevel, signal: outer, slots, ...overrides } = options;
     const s = defaultProbeSettings(overrides);
-    const req = prepareRequest(target);
+    const req = { ...prepareRequest(target), slots };
     const label = `${req.method} ${target.url}`;
     const budget = new RequestBudget(s.maxRequests);
     const levels: LevelStats[] = [];
@@ -235,6 +235,7 @@ export class ProbeService {
   ): Promise<number> {
     if (aborted()) throw new ProbeAbortedError(label);
     budget.take();
+    await req.slots?.startLevel(1);
     const pool = createPool(req, 1);
     const inFlight = new Set<AbortController>();
     const onAbort = (): void => inFlight.forEach((ac) => ac.abort());

@@ -1,3 +1,5 @@
+import type { ProbeSlots } from './interim-admission';
+
 /** What the probe sends: one request shape, repeated at rising concurrency. */
 export interface ProbeTarget {
   /** Absolute URL of the endpoint, e.g. `http://127.0.0.1:3000/predict`. */
@@ -181,4 +183,9 @@ export interface ProbeRunOptions extends Partial<ProbeSettings> {
   onLevel?: (level: LevelStats) => void;
   /** Aborts the probe (in-flight requests included); the probe rejects with `ProbeAbortedError`. */
   signal?: AbortSignal;
+  /**
+   * The startup probe of a pool that keeps serving real requests: every level's requests share
+   * the level with them (see `ProbeSlots`). Without it the probe owns the endpoint.
+   */
+  slots?: ProbeSlots;
 }
