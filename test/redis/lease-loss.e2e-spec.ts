@@ -165,4 +165,51 @@ describe('Redis: the cap through state loss, failover and lost leases', () => {
     expect(bStatus).toEqual([200, 200]);
     await waitFor(async () => (await seen(b)).lostLeases === C, 10_000, 'C lost leases counted');
   });
+  describe.each([
+    { cutMs: 500, lost: false },
+    { cutMs: 4000, lost: true },
+  ])(
+    'a partition of one worker while 3 s requests run (cut $cutMs ms, leaseTtl 3 s)',
+    ({ cutMs, lost }) => {
+      it(
+        lost
+          ? 'cut past its renewal deadline: its requests stop before their slots go to the waiters, peak <= C'
+          : 'healed before its renewal deadline: its requests finish, the waiters wait, peak <= C',
+        async () => {
+          const TTL = 3;
+          const redis = await RedisServer.start();
+          cleanup.push(() => redis.stop());
+          const linkA = await TcpProxy.start(redis.port);
+          cleanup.push(() => linkA.close());
+          const prefix = uniquePrefix('partition');
+          const [a, b] = await Promise.all([
+            worker('A', linkA.url, prefix, TTL),
+            worker('B', redis.url, prefix, TTL),
+          ]);
+          const r = await redisAt(redis.url);
+
+          const aCalls = Array.from({ length: 2 }, () => work(a, 3000));
+          await waitFor(() => running('A') === 2, 20_000, 'A runs two requests');
+          const bCalls = Array.from({ length: 4 }, () => work(b, 3000));
+          await waitFor(() => running('B') === 2, 10_000, 'B runs two requests');
+          await waitFor(
+            async () => (await r.zcard(`${prefix}:{/work}:queue`)) === 2,
+            10_000,
+            'two of B queued',
+          );
+
+          linkA.cut();
+          const cutAt = Date.now();
+          await waitFor(() => Date.now() - cutAt >= cutMs, cutMs + 5000, 'the cut lasts');
+          linkA.heal();
+
+          const [aStatus, bStatus] = await Promise.all([Promise.all(aCalls), Promise.all(bCalls)]);
+          expect(model.peak).toBeLessThanOrEqual(C);
+          expect(bStatus).toEqual(Array(4).fill(200));
+          expect(aStatus).toEqual(Array(2).fill(lost ? 503 : 200));
+          expect((await seen(a)).aborted).toEqual(lost ? { lost: 2 } : {});
+        },
+      );
+    },
+  );
 });
