@@ -25,6 +25,8 @@ export {
 export { AdmissionInterceptor } from './admission/admission.interceptor';
 export { AdmissionGuard } from './admission/admission.guard';
 export { AdmissionGate } from './admission/admission-gate';
+export { LeaseSignal } from './admission/lease-signal.decorator';
+export { LeaseLostError } from './storage/lease-abort';
 export {
   BalancerPoolNotFoundError,
   BalancerService,

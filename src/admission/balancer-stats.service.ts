@@ -27,6 +27,8 @@ export interface EndpointStats {
   timed_out: number;
   /** Of `rejected`: 503s of the overload policies (`queueTargetMs` shed, `maxQueuePerTenant`). */
   shed: number;
+  /** Leases lost while their request still ran (Redis: by every worker); 0 for the memory store. */
+  lost_leases: number;
   /**
    * `queueTargetMs` state: whether the queue counts as standing (requests that would wait past the
    * target are shed) and the observed mean gap between grants from the queue (null until
@@ -137,6 +139,7 @@ export class BalancerStatsService {
       rejected: s.counters.rejected,
       timed_out: s.counters.timedOut,
       shed: s.counters.shed,
+      lost_leases: s.lostLeases ?? 0,
       ...overloadOf(s),
       routes: pool.routes.map((r) => `${r.method} ${r.path}`),
       queue_timeout: pool.queueTimeoutMs / 1000,

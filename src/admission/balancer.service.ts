@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { AdmissionControl } from './admission-control';
+import { NEVER_ABORTED } from './lease-signal.decorator';
 import { PoolRegistry } from './pool-registry';
 
 export interface BalancerRunOptions {
@@ -44,9 +45,12 @@ export class BalancerPoolNotFoundError extends Error {
  * ```ts
  * constructor(private readonly balancer: BalancerService) {}
  * generate(prompt: string, signal?: AbortSignal) {
- *   return this.balancer.run('gpu', () => this.model.generate(prompt), { signal });
+ *   return this.balancer.run('gpu', (lost) => this.model.generate(prompt, { signal: lost }), { signal });
  * }
  * ```
+ * `fn` receives the slot's signal: aborted when the slot can no longer be proven while `fn`
+ * runs (Redis: its lease could not be renewed before it expired) or shutdown gave it back; its
+ * reason is a `LeaseLostError`.
  * Rejections: `BalancerUnavailableException` (503-equivalent; `reason` `unhealthy`,
  * `shutting_down`, `queue_full`, `tenant_queue_full` or `shed`), `BalancerQueueTimeoutException` (504-equivalent),
  * `signal.reason` when aborted, `BalancerPoolNotFoundError` for an unknown pool. Whatever `fn`
@@ -61,7 +65,7 @@ export class BalancerService {
 
   async run<T>(
     pool: string,
-    fn: () => T | PromiseLike<T>,
+    fn: (signal: AbortSignal) => T | PromiseLike<T>,
     options: BalancerRunOptions = {},
   ): Promise<Awaited<T>> {
     const resolved = this.registry.get(pool);
@@ -73,7 +77,7 @@ export class BalancerService {
     }
     const lease = await this.control.acquire(resolved, options.signal, options);
     try {
-      return await fn();
+      return await fn(lease.signal ?? NEVER_ABORTED);
     } finally {
       void lease.release();
     }

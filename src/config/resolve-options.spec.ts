@@ -80,6 +80,19 @@ describe('resolveBalancerOptions', () => {
     expect(problems.join('\n')).toContain('admission');
   });
 
+  it('reads storage.restart_hold from YAML (seconds) and names it when it is out of range', () => {
+    const path = yamlFile(
+      'hold.yml',
+      'storage:\n  type: redis\n  url: redis://localhost:6379\n  restart_hold: 0\n',
+    );
+    expect(resolveBalancerOptions(path).storage.restartHold).toBe(0);
+    expect(resolveBalancerOptions({}).storage.restartHold).toBeUndefined();
+    const problems = problemsOf(() =>
+      resolveBalancerOptions({ storage: { type: 'redis', url: 'redis://x:1', restartHold: -1 } }),
+    );
+    expect(problems.join('\n')).toContain('restartHold');
+  });
+
   it("loads the seed's example balancer.yml unchanged", () => {
     const o = resolveBalancerOptions(join(__dirname, '../../test/fixtures/seed-balancer.yml'));
     expect(o.storage).toMatchObject({

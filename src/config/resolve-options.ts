@@ -25,6 +25,8 @@ export interface ResolvedBalancerOptions {
     leaseTtl: number;
     /** Seconds; `undefined`: 0.6 x leaseTtl (the store decides). */
     fallbackWindow?: number;
+    /** Seconds; `undefined`: leaseTtl (the store decides). */
+    restartHold?: number;
   };
   routingStrategy?: string;
   healthEndpoint: string | null;
@@ -264,6 +266,7 @@ export function resolveBalancerOptions(
       keyPrefix: opts.storage?.keyPrefix ?? DEFAULTS.keyPrefix,
       leaseTtl: opts.storage?.leaseTtl ?? DEFAULTS.leaseTtl,
       fallbackWindow: opts.storage?.fallbackWindow,
+      restartHold: opts.storage?.restartHold,
     },
     routingStrategy: opts.routingStrategy,
     healthEndpoint: he === false || he === null ? null : (he ?? DEFAULTS.healthEndpoint),

@@ -60,4 +60,17 @@ export class StorageOptions {
   @Min(0)
   @Max(3600)
   fallbackWindow?: number;
+
+  /**
+   * Seconds a pool's state created on a Redis that started less than this ago waits before its
+   * first grant, whoever creates it: that Redis may have replaced one (restart without
+   * persistence) whose workers still run requests on their old leases, which they give up within
+   * `leaseTtl`. Set 0 only for a Redis that no balancer used before (e.g. one a test started).
+   * @default leaseTtl
+   */
+  @IsOptional()
+  @IsNumber({}, { message: '$property must be a number of seconds' })
+  @Min(0)
+  @Max(3600)
+  restartHold?: number;
 }

@@ -269,6 +269,11 @@ export class BalancerMetrics implements OnModuleInit, OnModuleDestroy {
       perPool((e) => e.shed),
     );
     counter(
+      'balancer_lost_leases_total',
+      'Slots whose lease could not be renewed before it expired while their request still ran (its signal was aborted).',
+      perPool((e) => e.lost_leases),
+    );
+    counter(
       'balancer_timed_out_total',
       'Requests answered 504 (queue wait expired).',
       perPool((e) => e.timed_out),

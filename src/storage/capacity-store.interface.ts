@@ -59,6 +59,12 @@ export interface AcquireOptions {
 export interface Lease {
   readonly pool: string;
   readonly id: string;
+  /**
+   * Aborted when the store can no longer prove this slot while the work still runs: the lease
+   * could not be renewed before it expired (Redis), or `close()` gave it back at shutdown. The
+   * reason is a `LeaseLostError`. Stores whose slots cannot be lost may leave it out.
+   */
+  readonly signal?: AbortSignal;
   release(): Promise<void>;
 }
 
@@ -121,6 +127,11 @@ export interface PoolSnapshot {
    * until measured).
    */
   overload?: { shedding: boolean; drainMs: number | null };
+  /**
+   * Leases lost since the store started (Redis: by every worker): slots whose work was still
+   * running when their lease could not be renewed before it expired. Absent: never lost.
+   */
+  lostLeases?: number;
 }
 
 /** A probe result as stored, with enough metadata to show and to decide on reuse. */

@@ -12,6 +12,7 @@ import type {
   PublishedProbeToken,
   StoredProbeResult,
 } from './capacity-store.interface';
+import { LeaseAbort, LeaseLostError } from './lease-abort';
 import { MemoryPool } from './memory/memory-pool';
 import { sharedPortWorker } from './shared-port-worker';
 
@@ -153,6 +154,8 @@ export class MemoryCapacityStore implements CapacityStore {
     for (const lease of [...this.held]) {
       this.held.delete(lease);
       lease.slotOf.active--;
+      // Work still running after the drain: its slot is given back now, so tell it to stop.
+      lease.giveBack();
     }
   }
 }
@@ -161,6 +164,8 @@ const RELEASED: Promise<void> = Promise.resolve();
 
 /** A held slot of the memory store; `release()` is idempotent. */
 class MemoryLease implements Lease {
+  private abort?: LeaseAbort;
+
   constructor(
     readonly slotOf: MemoryPool,
     private readonly n: number,
@@ -173,6 +178,17 @@ class MemoryLease implements Lease {
 
   get id(): string {
     return String(this.n);
+  }
+
+  /** Aborted only when `close()` gives the slot back while the work still runs. */
+  get signal(): AbortSignal {
+    this.abort ??= new LeaseAbort();
+    return this.abort.signal;
+  }
+
+  giveBack(): void {
+    this.abort ??= new LeaseAbort();
+    this.abort.abort(new LeaseLostError(this.slotOf.name, 'shutdown'));
   }
 
   release(): Promise<void> {

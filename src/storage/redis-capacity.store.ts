@@ -22,10 +22,12 @@ import {
   type StoreContext,
   type StoreMode,
 } from './redis/context';
+import { LeaseAbort, LeaseLostError } from './lease-abort';
 import { evictionWarning } from './redis/eviction-policy';
 import { LocalFallback } from './redis/fallback';
 import { freshEpoch, Heartbeat } from './redis/heartbeat';
 import { grantPrefix } from './redis/keys';
+import { LeaseWatch } from './redis/lease-watch';
 import { RedisLink } from './redis/link';
 import { PoolTable, type PoolState, type Slot } from './redis/pool-state';
 import { RedisProbeLocks } from './redis/probe-lock';
@@ -69,6 +71,7 @@ export class RedisCapacityStore implements CapacityStore {
   private readonly queue: GlobalQueue;
   private readonly fallback: LocalFallback;
   private readonly heartbeat: Heartbeat;
+  private readonly watch: LeaseWatch;
   private runner?: CommandRunner;
   private probes?: RedisProbeLocks;
   private recovery?: Recovery;
@@ -101,13 +104,15 @@ export class RedisCapacityStore implements CapacityStore {
       newId: () => `${this.processId}:${(this.nextId++).toString(36).padStart(10, '0')}`,
       makeSlot: (p, id, expiresBy) => this.slot(p, id, expiresBy),
       degrade: (err) => this.recovery?.degrade(err),
+      lose: (p, slot, why) => this.lose(p, slot, why),
       acquireLocal: (p, req) => this.acquireLocal(p, req),
       warn: (text) => this.logger?.warn(text),
       log: (text) => this.logger?.log(text),
     };
     this.queue = new GlobalQueue(this.ctx);
     this.fallback = new LocalFallback(this.ctx, () => this.recovery?.expired());
-    this.heartbeat = new Heartbeat(this.ctx, this.queue);
+    this.watch = new LeaseWatch(this.ctx);
+    this.heartbeat = new Heartbeat(this.ctx, this.queue, this.watch);
   }
 
   async init(): Promise<void> {
@@ -189,6 +194,7 @@ export class RedisCapacityStore implements CapacityStore {
           source,
           p.epoch,
           freshEpoch(),
+          this.tuning.restartHoldMs,
         ]);
         return;
       } catch (err) {
@@ -220,15 +226,45 @@ export class RedisCapacityStore implements CapacityStore {
   }
 
   private slot(p: PoolState, id: string, expiresBy: number): Slot {
+    const abort = new LeaseAbort();
     const slot: Slot = {
       pool: p.name,
       id,
       expiresBy,
       released: false,
+      lost: false,
+      abort,
+      get signal() {
+        return abort.signal;
+      },
       release: () => this.release(p, slot),
     };
     p.slots.add(slot);
+    this.watch.watch(expiresBy);
     return slot;
+  }
+
+  /**
+   * `slot` can no longer be proven (not renewed in time, or Redis no longer had it): its request
+   * is told through the lease's signal, the loss is counted, and the lease is never renewed or
+   * recorded again (a slot granted to someone else meanwhile stays theirs). It stays held here
+   * until the request gives it back, and that release still deletes it in Redis.
+   */
+  private lose(p: PoolState, slot: Slot, why: string): void {
+    if (slot.lost || slot.released) return;
+    slot.lost = true;
+    slot.abort.abort(new LeaseLostError(p.name, 'lost'));
+    this.ctx.warn(`a lease of ${p.name} was lost (${why}); its request's signal is aborted`);
+    if (!this.online) {
+      p.lostDelta++;
+      return;
+    }
+    this.commands()
+      .call((c) => c.hincrby(p.keys.meta, 'lost', 1))
+      .catch((err: unknown) => {
+        p.lostDelta++;
+        this.ctx.degrade(err);
+      });
   }
 
   private async release(p: PoolState, slot: Slot): Promise<void> {
@@ -288,13 +324,14 @@ export class RedisCapacityStore implements CapacityStore {
         );
         const read = readSnapshot(pool, reply);
         p.counters = read.counters;
+        p.lost = read.lost;
         p.learn(read.capacity, read.source);
-        return { ...read.snapshot, workers: p.workers };
+        return withLost({ ...read.snapshot, workers: p.workers }, read.lost);
       } catch (err) {
         this.ctx.degrade(err);
       }
     }
-    return this.fallback.snapshot(p);
+    return withLost(this.fallback.snapshot(p), p.lost + p.lostDelta);
   }
 
   // ---------------------------------------------------------------- probe results and lock
@@ -337,12 +374,17 @@ export class RedisCapacityStore implements CapacityStore {
     await this.runner?.drain();
     this.closed = true;
     this.heartbeat.stop();
+    this.watch.stop();
     this.queue.stop();
     this.recovery?.stop();
     this.fallback.expire();
     for (const p of this.pools.all()) {
       const ids = [...p.slots].map((s) => s.id).concat([...p.orphans]);
-      for (const s of p.slots) s.released = true;
+      // Work still running after the drain: its slot is given back now, so tell it to stop.
+      for (const s of p.slots) {
+        s.released = true;
+        s.abort.abort(new LeaseLostError(p.name, 'shutdown'));
+      }
       p.slots.clear();
       if (this.online) {
         await this.commands()
@@ -356,4 +398,9 @@ export class RedisCapacityStore implements CapacityStore {
     }
     await this.link?.close();
   }
+}
+
+/** A snapshot with its lost-lease count (absent while none was lost). */
+function withLost(snapshot: PoolSnapshot, lost: number): PoolSnapshot {
+  return lost > 0 ? { ...snapshot, lostLeases: lost } : snapshot;
 }

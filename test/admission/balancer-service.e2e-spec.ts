@@ -81,7 +81,10 @@ function appModule(storage: { type: 'memory' } | { type: 'redis'; url: string })
     imports: [
       BalancerModule.forRoot({
         storage:
-          storage.type === 'redis' ? { ...storage, keyPrefix: uniquePrefix('run') } : storage,
+          storage.type === 'redis'
+            ? // No restart hold: no balancer used this suite's Redis before it started it.
+              { ...storage, keyPrefix: uniquePrefix('run'), restartHold: 0 }
+            : storage,
         healthEndpoint: false,
         healthIndicators: [
           () => {

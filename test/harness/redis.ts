@@ -24,6 +24,8 @@ export class RedisServer {
      * one); `'node'`: cluster mode without slots, to be joined into a larger cluster.
      */
     readonly cluster: boolean | 'node' = false,
+    /** More `redis-server` arguments (`--replicaof`, `--min-replicas-to-write` …). */
+    private readonly args: string[] = [],
   ) {}
 
   get url(): string {
@@ -35,10 +37,12 @@ export class RedisServer {
   }
 
   /** Start a server on a free port (retrying when another process took the port first). */
-  static async start(opts: { cluster?: boolean | 'node' } = {}): Promise<RedisServer> {
+  static async start(
+    opts: { cluster?: boolean | 'node'; args?: string[] } = {},
+  ): Promise<RedisServer> {
     let lastError: unknown;
     for (let attempt = 0; attempt < 5; attempt++) {
-      const server = new RedisServer(await freePort(), opts.cluster);
+      const server = new RedisServer(await freePort(), opts.cluster, opts.args);
       try {
         await server.start();
         return server;
@@ -85,6 +89,7 @@ export class RedisServer {
               '127.0.0.1',
             ]
           : []),
+        ...this.args,
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );

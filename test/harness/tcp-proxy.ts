@@ -16,7 +16,7 @@ export class TcpProxy {
   private constructor(
     private readonly server: Server,
     readonly port: number,
-    private readonly targetPort: number,
+    private targetPort: number,
   ) {}
 
   static async start(targetPort: number): Promise<TcpProxy> {
@@ -97,6 +97,11 @@ export class TcpProxy {
   /** Hold every chunk for `ms` (0: none). */
   delay(ms: number): void {
     this.delayMs = ms;
+  }
+
+  /** Forward new connections to `port` from now on (a failover: point the worker elsewhere). */
+  retarget(port: number): void {
+    this.targetPort = port;
   }
 
   heal(): void {

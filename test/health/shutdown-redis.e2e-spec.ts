@@ -59,8 +59,9 @@ describe.each(PLATFORMS)('graceful shutdown with Redis (%s)', (platform) => {
   /** An independent view of the same keys, as another worker would see them. */
   async function observer(keyPrefix: string): Promise<RedisCapacityStore> {
     // A long lease TTL: a slot still held after close() cannot have expired by the time we look.
+    // No restart hold: no balancer used this Redis before the suite started it.
     const store = new RedisCapacityStore(
-      { type: 'redis', url: redis.url, keyPrefix, leaseTtl: 60 },
+      { type: 'redis', url: redis.url, keyPrefix, leaseTtl: 60, restartHold: 0 },
       { logger: false },
     );
     await store.init();
@@ -72,7 +73,7 @@ describe.each(PLATFORMS)('graceful shutdown with Redis (%s)', (platform) => {
     const keyPrefix = uniquePrefix('shutdown');
     h = await startHealthApp(
       platform,
-      appModule({ type: 'redis', url: redis.url, keyPrefix, leaseTtl: 60 }),
+      appModule({ type: 'redis', url: redis.url, keyPrefix, leaseTtl: 60, restartHold: 0 }),
     );
     const { url } = h;
     const store = h.app.get<CapacityStore>(CapacityStore);
@@ -107,7 +108,7 @@ describe.each(PLATFORMS)('graceful shutdown with Redis (%s)', (platform) => {
     opened.push({ close: () => client.quit() });
     h = await startHealthApp(
       platform,
-      appModule({ type: 'redis', client, keyPrefix: uniquePrefix('own') }),
+      appModule({ type: 'redis', client, keyPrefix: uniquePrefix('own'), restartHold: 0 }),
     );
     expect((await post(h.url)).status).toBe(201);
     await within(h.close(), 10_000, 'app.close()');

@@ -42,7 +42,8 @@ class RedisStartLog implements StartLog {
 async function listen(platform: PlatformName): Promise<number> {
   const keyPrefix = `${config.keyPrefix}-${platform}`;
   const module = overloadAppModule(config, new RedisStartLog(`${keyPrefix}:test:starts`), {
-    storage: { type: 'redis', url: config.redisUrl, keyPrefix },
+    // No restart hold: no balancer used the suite's Redis before it started it.
+    storage: { type: 'redis', url: config.redisUrl, keyPrefix, restartHold: 0 },
   });
   const adapter = platform === 'fastify' ? new FastifyAdapter() : new ExpressAdapter();
   const app = await NestFactory.create(module, adapter, { logger: false });

@@ -53,7 +53,7 @@ describe('Redis overload scripts (direct calls on a real redis-server)', () => {
       keys,
       run,
       setCapacity: (capacity: number) =>
-        run<string>('balancerSetCapacity', [capacity, 'manual', '', 'epoch']),
+        run<string>('balancerSetCapacity', [capacity, 'manual', '', 'epoch', 0]),
       acquire: (
         id: string,
         o: {
@@ -89,6 +89,7 @@ describe('Redis overload scripts (direct calls on a real redis-server)', () => {
           '',
           '',
           '0',
+          0,
           0,
           0,
           0,

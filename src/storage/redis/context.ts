@@ -22,11 +22,23 @@ export interface RedisStoreTuning {
   fallbackWindowMs: number;
   /** How long a grant holds its slot until the waiter's process claims it. @default min(leaseTtl, 1000) */
   claimMs: number;
+  /**
+   * A lease not renewed by `lossMarginMs` before the time it may expire in Redis counts as lost
+   * (its signal fires): room for the timer to run late and the work to stop before the slot can
+   * be granted again. @default min(1000, leaseTtl / 10)
+   */
+  lossMarginMs: number;
+  /**
+   * A pool's state created on a Redis that started less than this ago waits until start + this
+   * before its first grant: that Redis may have replaced one (restart without persistence) whose
+   * workers still run requests on their old leases. @default storage.restartHold ?? leaseTtl
+   */
+  restartHoldMs: number;
 }
 
 /** The tuning of a store: derived from `leaseTtl` and `fallbackWindow` (s), then overridden. */
 export function resolveTuning(
-  storage: { leaseTtl: number; fallbackWindow?: number },
+  storage: { leaseTtl: number; fallbackWindow?: number; restartHold?: number },
   overrides: Partial<RedisStoreTuning> = {},
 ): RedisStoreTuning {
   const ttlMs = Math.round(storage.leaseTtl * 1000);
@@ -39,6 +51,8 @@ export function resolveTuning(
     recoverMs: 500,
     fallbackWindowMs: Math.round(window * 1000),
     claimMs: Math.min(ttlMs, 1000),
+    lossMarginMs: Math.min(1000, Math.floor(ttlMs / 10)),
+    restartHoldMs: Math.round((storage.restartHold ?? storage.leaseTtl) * 1000),
     ...overrides,
   };
   if (tuning.fallbackWindowMs >= ttlMs)
@@ -74,6 +88,8 @@ export interface StoreContext {
   makeSlot(p: PoolState, id: string, expiresBy: number): Slot;
   /** A command failed: Redis counts as unreachable. */
   degrade(err: unknown): void;
+  /** `slot` can no longer be proven: abort its signal, count it, never renew it again. */
+  lose(p: PoolState, slot: Slot, why: string): void;
   /** Continue an acquire in local admission (Redis became unreachable while it waited). */
   acquireLocal(p: PoolState, req: AcquireRequest): Promise<AcquireResult>;
   warn(text: string): void;

@@ -1,4 +1,5 @@
 import type { CapacitySource, Lease, PoolCounters } from '../capacity-store.interface';
+import type { LeaseAbort } from '../lease-abort';
 import { poolKeys, type PoolKeys } from './keys';
 
 /** A slot this process holds: a lease id recorded in Redis. */
@@ -9,6 +10,13 @@ export interface Slot extends Lease {
    */
   expiresBy: number;
   released: boolean;
+  /**
+   * Its lease could not be renewed before `expiresBy` (less the loss margin), or Redis said it
+   * was gone: never renewed or recorded again; its signal is aborted. Still counted as held
+   * until the request gives it back.
+   */
+  lost: boolean;
+  readonly abort: LeaseAbort;
 }
 
 /**
@@ -31,6 +39,10 @@ export class PoolState {
   counters: PoolCounters = zero();
   /** Counts decided while Redis was unreachable, added to Redis on recovery. */
   deltas: PoolCounters = zero();
+  /** Leases lost that Redis has not counted yet (added on recovery). */
+  lostDelta = 0;
+  /** Last global count of lost leases read from Redis. */
+  lost = 0;
   /** Ids this process no longer uses but Redis may still hold (dropped on recovery). */
   readonly orphans = new Set<string>();
   /** Slots in use by a request. */

@@ -3,7 +3,7 @@ import { message } from './command-runner';
 import { jitter, type StoreContext, type StoreMode } from './context';
 import type { LocalFallback } from './fallback';
 import type { Heartbeat } from './heartbeat';
-import { freshEpoch } from './heartbeat';
+import { freshEpoch, renewed } from './heartbeat';
 import type { PoolState, Slot } from './pool-state';
 import type { RedisProbeLocks } from './probe-lock';
 import type { GlobalQueue } from './queue-waiter';
@@ -137,9 +137,10 @@ export class Recovery {
   }
 
   private async adopt(p: PoolState, sentAt: number): Promise<void> {
-    const running = [...p.slots];
+    const running = [...p.slots].filter((s) => !s.lost);
     const drop = [...this.parts.fallback.takeFree(p), ...p.orphans];
     const d = { ...p.deltas };
+    const lostDelta = p.lostDelta;
     const pending = p.pendingCapacity;
     const known = pending
       ? {
@@ -147,7 +148,7 @@ export class Recovery {
           source: pending.source,
         }
       : p.settings();
-    let reply: [number, number, string, string];
+    let reply: [number, number, string, string, string[]];
     try {
       reply = await this.ctx
         .runner()
@@ -156,7 +157,7 @@ export class Recovery {
           this.ctx.processId,
           p.epoch,
           freshEpoch(),
-          this.ctx.ttlMs,
+          this.ctx.tuning.restartHoldMs,
           known.capacity,
           known.source,
           pending ? '1' : '0',
@@ -164,6 +165,7 @@ export class Recovery {
           d.rejected,
           d.timedOut,
           d.shed,
+          lostDelta,
           running.length,
           ...running.map((s) => s.id),
           ...drop,
@@ -173,14 +175,17 @@ export class Recovery {
       drop.forEach((id) => p.orphans.add(id));
       throw err;
     }
-    const [workers, capacity, source, epoch] = reply;
+    const [workers, capacity, source, epoch, lost] = reply;
     // Applied, whatever the other pools' outcome: the script ran.
-    for (const s of running) s.expiresBy = Math.max(s.expiresBy, sentAt + this.ctx.ttlMs);
     drop.forEach((id) => p.orphans.delete(id));
     p.addDeltas(d, -1);
+    p.lostDelta -= lostDelta;
     if (p.pendingCapacity === pending) p.pendingCapacity = undefined;
     p.workers = Math.max(1, workers);
     p.learn(capacity, source);
+    if (p.epoch && epoch !== p.epoch)
+      this.ctx.warn(`Redis lost or replaced the state of ${p.name} (restart, failover?)`);
     p.epoch = epoch;
+    renewed(this.ctx, p, running, lost, sentAt);
   }
 }

@@ -19,6 +19,7 @@ export type SnapshotReply = [
   admittedTop: Array<string | number> | null,
   shedding: number | null,
   drainMs: string | null,
+  lost: number,
 ];
 
 /** A pool's global numbers as SNAPSHOT read them. */
@@ -28,6 +29,8 @@ export interface GlobalNumbers {
   /** '': never set. */
   source: string;
   counters: PoolCounters;
+  /** Leases lost by every worker. */
+  lost: number;
   snapshot: Omit<PoolSnapshot, 'workers'>;
 }
 
@@ -57,5 +60,5 @@ export function readSnapshot(pool: string, reply: SnapshotReply): GlobalNumbers 
       shedding: shedding === 1,
       drainMs: drainMs === null ? null : Number(drainMs),
     };
-  return { capacity, source, counters, snapshot };
+  return { capacity, source, counters, lost: Number(reply[12] ?? 0), snapshot };
 }

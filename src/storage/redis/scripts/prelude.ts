@@ -8,8 +8,8 @@ import { TENANT_TABLES } from './tenant-tables';
  * queue order (`promote`).
  *
  * KEYS, all sharing the hash tag `{pool}` (one Cluster slot), in the order of `POOL_SCRIPT_KEYS`:
- *   1 meta     hash: capacity, source, admitted, rejected, timed_out, shed, epoch, hold_until,
- *              round, tenants (a request named a tenant), and the queueTargetMs fields
+ *   1 meta     hash: capacity, source, admitted, rejected, timed_out, shed, lost, epoch,
+ *              replid (the server that wrote it), hold_until, round, tenants (a request named a tenant), and the queueTargetMs fields
  *   2 leases   zset: lease id -> expiry (ms, Redis clock)
  *   3 queue    zset: waiter id -> queue key (queue-order.ts: round - priority x aging); equal
  *              keys in member order, which is arrival order within a process (ids are
@@ -23,10 +23,11 @@ import { TENANT_TABLES } from './tenant-tables';
  * is announced on the channel `<grantPrefix><processId>` with the id as the message. Times come
  * from Redis (`TIME`), never from the hosts' clocks.
  *
- * `epoch` is a random token written when the pool's meta is created. A worker that knew an
- * epoch and finds none has met a Redis that lost its data (restart without persistence): the
- * script then sets `hold_until` (now + holdMs), and nothing is granted before it, so workers
- * still admitting on the slots they held before the loss have finished their fallback window.
+ * `epoch` is a token written when the pool's meta is created, and again whenever a script finds
+ * that the pool's state may have gone back in time. Any such loss sets `hold_until`, and nothing
+ * is granted before it (see `hold()` below), whoever writes first. During a hold, a worker's
+ * heartbeat may record again the slots it still holds (it only sends the ones whose lease it
+ * can still prove on its own clock); after it, a lease that is missing is lost, never re-added.
  */
 
 const HEAD = `
@@ -41,8 +42,38 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function num(x) return string.format('%.17g', x) end
 `;
 
+const SERVER = `
+local function hold(untilMs)
+  local h = tonumber(redis.call('HGET', meta, 'hold_until')) or 0
+  if untilMs > h then redis.call('HSET', meta, 'hold_until', untilMs) end
+end
+
+-- The replication id of this server: new when Redis starts (even from an RDB/AOF file) and when
+-- a replica is promoted.
+local function replid()
+  return string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)') or ''
+end
+
+-- Pool state written by another server (a promoted replica, a restore from a file): the writes
+-- the old server accepted last may be missing (asynchronous replication), so leases granted and
+-- renewed there may be gone here. Hold for one lease TTL: by then every holder has renewed its
+-- slots here or has seen its lease pass its deadline (it stops). A new epoch tells the workers.
+local function sameServer()
+  local m = redis.call('HMGET', meta, 'epoch', 'replid')
+  if not m[1] then return end
+  local rid = replid()
+  if m[2] == rid then return end
+  redis.call('HSET', meta, 'replid', rid)
+  if not m[2] then return end
+  hold(now + ttl)
+  redis.call('HSET', meta, 'epoch', rid .. '-' .. now)
+end
+`;
+
 const GRANTS = `
+-- First in every script that may grant: a state from another server is held before any grant.
 local function reap()
+  sameServer()
   redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
   local dead = redis.call('ZRANGEBYSCORE', qexp, '-inf', now)
   for i = 1, #dead do unqueue(dead[i]) end
@@ -88,16 +119,44 @@ const SETTINGS = `
 -- Meta of the pool, created when missing (first worker, or a Redis that lost its data).
 -- known: the epoch the caller saw before ('' = none); fresh: the epoch to write when missing;
 -- capacity/source: what the caller knows ('' source = nothing), written when missing.
-local function ensure(known, fresh, holdMs, capacity, source)
+-- No state may be a loss whoever finds it: a Redis that started less than youngMs (the lease
+-- TTL) ago may have replaced one whose leases still run, so nothing is granted before its start
+-- + youngMs. A caller that knew an epoch met a loss for sure: nothing before now + ttl.
+local function ensure(known, fresh, youngMs, capacity, source)
   local epoch = redis.call('HGET', meta, 'epoch')
   if epoch then return epoch end
-  redis.call('HSET', meta, 'epoch', fresh)
-  if known ~= '' then redis.call('HSET', meta, 'hold_until', now + holdMs) end
+  redis.call('HSET', meta, 'epoch', fresh, 'replid', replid())
+  if youngMs > 0 then
+    local up = string.match(redis.call('INFO', 'server'), 'uptime_in_seconds:(%d+)')
+    -- uptime_in_seconds is rounded down: the start is at most up seconds ago.
+    hold(now - (tonumber(up) or 0) * 1000 + youngMs)
+  end
+  if known ~= '' then hold(now + ttl) end
   if source ~= '' and redis.call('HEXISTS', meta, 'source') == 0 then
     if capacity ~= '' then redis.call('HSET', meta, 'capacity', capacity) end
     redis.call('HSET', meta, 'source', source)
   end
   return fresh
+end
+
+-- Renew the leases a process holds (ids from ARGV[from..to]). A lease Redis still has is
+-- renewed; a missing one is recorded again only during a hold (nothing was granted since the
+-- loss, and its holder can still prove it); else it expired here and its slot may be someone
+-- else's: it is lost, returned to the holder, never re-added.
+local function renew(from, to)
+  local lost = {}
+  local open = holding()
+  for i = from, to do
+    local id = ARGV[i]
+    if redis.call('ZSCORE', leases, id) then
+      redis.call('ZADD', leases, now + ttl, id)
+    elseif open then
+      redis.call('ZADD', leases, now + ttl, id)
+    else
+      lost[#lost + 1] = id
+    end
+  end
+  return lost
 end
 
 local function register(workers, proc)
@@ -108,4 +167,4 @@ local function register(workers, proc)
 end
 `;
 
-export const PRELUDE = [HEAD, TENANT_TABLES, QUEUE_TARGET, GRANTS, SETTINGS].join('');
+export const PRELUDE = [HEAD, TENANT_TABLES, QUEUE_TARGET, SERVER, GRANTS, SETTINGS].join('');

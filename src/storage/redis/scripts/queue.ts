@@ -68,6 +68,7 @@ return n
  * the caller queues again rather than run on a slot that may be someone else's now.
  */
 export const CLAIM = `${PRELUDE}
+sameServer()
 local exp = redis.call('ZSCORE', leases, ARGV[4])
 if exp and tonumber(exp) > now then
   redis.call('ZADD', leases, now + ttl, ARGV[4])

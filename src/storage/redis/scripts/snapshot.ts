@@ -5,7 +5,7 @@ import { TOP_TENANTS } from '../../queue-order';
  * the per-tenant top lists and the queueTargetMs state (shedding is decided at read time).
  * KEYS as every pool script. Returns { capacity or -1, source or '', active, queued, admitted,
  * rejected, timed_out, shed, queued top or nil, admitted top or nil, shedding (1/0)
- * or nil, drain ms or nil }: the top lists (tenant, count, tenant, count...: named tenants,
+ * or nil, drain ms or nil, lost leases }: the top lists (tenant, count, tenant, count...: named tenants,
  * largest first, ties by name) are nil until a request named a tenant, shedding until a
  * request passed a target. Per-tenant queued counts may include dead waiters not reaped yet.
  */
@@ -15,7 +15,7 @@ local tqueued, tadmitted = KEYS[7], KEYS[9]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local m = redis.call('HMGET', meta, 'capacity', 'source', 'admitted', 'rejected', 'timed_out',
-  'shed', 'tenants', 'target_interval', 'above_since', 'drain_ms')
+  'shed', 'tenants', 'target_interval', 'above_since', 'drain_ms', 'lost')
 local queued = redis.call('ZCARD', queue) - redis.call('ZCOUNT', qexp, '-inf', now)
 
 -- Scores are minus the counts: ZRANGE lists the largest first, ties by name. One more row than
@@ -34,7 +34,7 @@ end
 
 local reply = { tonumber(m[1] or '-1'), m[2] or '', redis.call('ZCOUNT', leases, '(' .. now, '+inf'),
   math.max(0, queued), tonumber(m[3] or '0'), tonumber(m[4] or '0'), tonumber(m[5] or '0'),
-  tonumber(m[6] or '0'), false, false, false, false }
+  tonumber(m[6] or '0'), false, false, false, false, tonumber(m[11] or '0') }
 if m[7] then
   reply[9] = top(tqueued)
   reply[10] = top(tadmitted)
