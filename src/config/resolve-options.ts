@@ -57,6 +57,7 @@ export interface ResolvedBalancerOptions {
     throughputShare: number;
     levelLatencies: number;
     resultTtl: number;
+    lockTtlMs: number;
   };
   /** Global adaptive setting as given (`endpoints[path].adaptive` may override it). */
   adaptive: boolean | AdaptiveOptions;
@@ -114,6 +115,7 @@ export const DEFAULTS = {
   throughputShare: 0.95,
   levelLatencies: 10,
   resultTtl: 0,
+  probeLockTtlMs: 15_000,
   defaultCapacity: 8,
   drainTimeout: 30,
   uiEnable: true,
@@ -278,6 +280,7 @@ export function resolveBalancerOptions(
       throughputShare: p.throughputShare ?? DEFAULTS.throughputShare,
       levelLatencies: p.levelLatencies ?? DEFAULTS.levelLatencies,
       resultTtl: p.resultTtl ?? DEFAULTS.resultTtl,
+      lockTtlMs: p.lockTtlMs ?? DEFAULTS.probeLockTtlMs,
     },
     adaptive: opts.adaptive ?? false,
     defaultCapacity: opts.defaultCapacity ?? DEFAULTS.defaultCapacity,
