@@ -35,10 +35,19 @@ const NEST12 = [
 ];
 
 const started = performance.now();
+/** @type {(from: number) => string} */
 const seconds = (from) => ((performance.now() - from) / 1000).toFixed(1);
+/** @type {(line: string) => boolean} */
 const log = (line) => process.stdout.write(`[nest12] ${line}\n`);
 
-/** Run a command; on failure throw with everything it printed. */
+/**
+ * Run a command; on failure throw with everything it printed.
+ * @param {string} what
+ * @param {string} command
+ * @param {string[]} args
+ * @param {string} cwd
+ * @returns {string}
+ */
 function step(what, command, args, cwd) {
   const t = performance.now();
   const r = spawnSync(command, args, { cwd, encoding: 'utf8', timeout: 300_000 });
@@ -54,7 +63,7 @@ function step(what, command, args, cwd) {
 function distIsCurrent() {
   const built = join(root, 'dist', 'index.js');
   if (!existsSync(built)) return false;
-  const sources = readdirSync(join(root, 'src'), { recursive: true })
+  const sources = readdirSync(join(root, 'src'), { recursive: true, encoding: 'utf8' })
     .map((f) => join(root, 'src', f))
     .concat([join(root, 'tsconfig.json'), join(root, 'tsconfig.build.json')]);
   const newest = Math.max(...sources.map((f) => statSync(f).mtimeMs));
@@ -100,6 +109,7 @@ try {
     ],
     dir,
   );
+  /** @type {(name: string) => string} */
   const version = (name) =>
     JSON.parse(readFileSync(join(dir, 'node_modules', name, 'package.json'), 'utf8')).version;
   log(
@@ -118,7 +128,7 @@ try {
   code = test.status ?? 1;
   log(`node --test: ${seconds(t)} s, exit ${test.status ?? test.signal}`);
 } catch (error) {
-  process.stderr.write(`[nest12] ${error.message}\n`);
+  process.stderr.write(`[nest12] ${error instanceof Error ? error.message : String(error)}\n`);
 } finally {
   cleanup();
 }
