@@ -52,8 +52,16 @@ describe.each([2, 4])('%i node:cluster workers on one port, Redis store', (worke
         pools: POOLS,
         probeOnStartup: true,
         latencyThresholdMs: 7 * S,
-        // Short levels; the knee's margins (7 S limit, >= 10 S above K) absorb a busy CPU.
-        probe: { warmupMs: 100, levelDurationMs: 400, minSamples: 6, maxConcurrency: 16 },
+        // Short levels; the knee's margins (7 S limit, >= 10 S above K) absorb a busy CPU. The
+        // latency limit decides on this shape, not throughput: a level above K (>= 10 S a
+        // request) fails on any sample, so its window need not span the default 10 latencies.
+        probe: {
+          warmupMs: 100,
+          levelDurationMs: 400,
+          minSamples: 6,
+          maxConcurrency: 16,
+          levelLatencies: 2,
+        },
       },
       children,
     );

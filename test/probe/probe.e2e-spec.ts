@@ -22,7 +22,17 @@ const S = 40;
 const KNEE = { serviceTimeMs: S, shape: 'knee' as const, slowdown: 10 };
 const LIMIT_MS = 5 * S;
 const QUEUE_S = 50;
-const FAST: ProbeRunOptions = { warmupMs: 150, levelDurationMs: 500, minSamples: 20 };
+/**
+ * Short levels. On the knee the latency limit decides and a level above K (>= 10 S a request)
+ * fails on any sample, so windows need not span the default 10 mean latencies
+ * (`levelLatencies`); the pure queue, decided by throughput, keeps the default.
+ */
+const FAST: ProbeRunOptions = {
+  warmupMs: 150,
+  levelDurationMs: 500,
+  minSamples: 20,
+  levelLatencies: 2,
+};
 
 async function freePort(): Promise<number> {
   const srv = createServer();
@@ -64,7 +74,7 @@ describe('ProbeService against a model served by Express', () => {
     // Longer levels than FAST: the knee compares throughputs, so a stall must average out.
     const result = await probe.probe(
       { url: `${app.url}/predict`, method: 'POST', body: PREDICT_BODY },
-      { ...FAST, levelDurationMs: 1000 },
+      { ...FAST, levelDurationMs: 1000, levelLatencies: 10 },
     );
     expect(result.stopReason).toBe('knee');
     expect(Math.abs(result.maxConcurrency - k)).toBeLessThanOrEqual(k * 0.1);

@@ -48,6 +48,8 @@ function probeConfig(
         tuning: {
           warmupMs: 100,
           levelDurationMs: opts.levelMs ?? 300,
+          // The latency limit decides on the knee: a level above K fails on any sample.
+          levelLatencies: 2,
           minSamples: 10,
           maxConcurrency: 32,
           lockTtlMs: LOCK_TTL_MS,
