@@ -39,6 +39,7 @@ export interface ResolvedBalancerOptions {
   queueTargetMs?: number;
   maxQueueBytes: number;
   bodyTimeout: number;
+  bodyLingerMs: number;
   /** `null`: the balancer registers no body parsers. */
   bodyParser: { limit: string | number; rawBody: boolean } | null;
   probeOnStartup: boolean;
@@ -100,6 +101,7 @@ export const DEFAULTS = {
   maxQueue: 1000,
   maxQueueBytes: 100 * 1024 * 1024,
   bodyTimeout: 10,
+  bodyLingerMs: 2000,
   bodyLimit: '100kb',
   probeOnStartup: true,
   forceReprobe: false,
@@ -263,6 +265,7 @@ export function resolveBalancerOptions(
     queueTargetMs: opts.queueTargetMs,
     maxQueueBytes: opts.maxQueueBytes ?? DEFAULTS.maxQueueBytes,
     bodyTimeout: opts.bodyTimeout ?? DEFAULTS.bodyTimeout,
+    bodyLingerMs: opts.bodyLingerMs ?? DEFAULTS.bodyLingerMs,
     bodyParser: resolveBodyParser(opts.bodyParser),
     probeOnStartup: opts.probeOnStartup ?? DEFAULTS.probeOnStartup,
     forceReprobe: opts.forceReprobe ?? DEFAULTS.forceReprobe,

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { LINGER_BYTES, LINGER_MS } from '../../src/admission/lingering-close';
+import { LINGER_BYTES } from '../../src/admission/lingering-close';
 import { PLATFORMS, type PlatformName } from '../harness/platforms';
 import { poolStats, waitFor } from '../harness/wait-for';
 import { killAll, type Worker } from '../redis/workers';
@@ -16,6 +16,8 @@ import {
 } from './upload-client';
 
 const TWO_MB = 2 * 1024 * 1024;
+/** `bodyLingerMs` of the servers that linger here: shortened from the 2 s default. */
+const LINGER = 1000;
 /** Rejected uploads tried at once, each a Node client pushing a 2 MB body. */
 const TRIES = 10;
 /**
@@ -56,7 +58,7 @@ async function seenOf(url: string, id: string, closed = false): Promise<Seen> {
  * `TRIES` Node clients at once, each pushing a 2 MB body at a route that rejects it with
  * `status`: every client reads the status and its `Retry-After` (no connection reset comes
  * first), the server answered before reading the body, then read and discarded `LINGER_BYTES`
- * more of each, no more (its RSS stays flat), and closed each connection `LINGER_MS` after the
+ * more of each, no more (its RSS stays flat), and closed each connection `LINGER` after the
  * answer. Before the lingering close, the server closed at once with the body unread and a
  * client still writing often got a reset (EPIPE) instead of its answer.
  */
@@ -76,7 +78,7 @@ async function expectAnsweredThenLingered(url: string, pid: number, status: numb
       peak = Math.max(peak, rssOf(pid));
       return clients.every((c) => c.ended() !== undefined);
     },
-    LINGER_MS + 20_000,
+    LINGER + 20_000,
     'the server to close the lingering connections',
   );
   for (const [i, c] of clients.entries()) {
@@ -90,10 +92,10 @@ async function expectAnsweredThenLingered(url: string, pid: number, status: numb
     // client had more to send, so the server read up to the bound and stopped there) ...
     expect(seen.socketBytesRead!).toBeGreaterThanOrEqual(LINGER_BYTES);
     expect(seen.socketBytesRead!).toBeLessThanOrEqual(seen.bytesRead + LINGER_BYTES + READ_SLACK);
-    // ... and the connection closed LINGER_MS after the answer, not at once (a little later on
+    // ... and the connection closed LINGER after the answer, not at once (a little later on
     // a loaded machine, never much later).
-    expect(seen.closedAfterMs!).toBeGreaterThanOrEqual(LINGER_MS - 10);
-    expect(seen.closedAfterMs!).toBeLessThan(LINGER_MS + 5000);
+    expect(seen.closedAfterMs!).toBeGreaterThanOrEqual(LINGER - 10);
+    expect(seen.closedAfterMs!).toBeLessThan(LINGER + 5000);
     c.socket.destroy();
   }
   process.stdout.write(
@@ -120,7 +122,15 @@ describe.each(PLATFORMS)('waiting uploads on %s', (platform) => {
     let holder: { result: Promise<UploadResult> };
     beforeAll(async () => {
       server = await startUploadServer(
-        { platform, parse: 'balancer', capacity: 1, maxQueue: 1, queueTimeout: 60, work: 'hold' },
+        {
+          platform,
+          parse: 'balancer',
+          capacity: 1,
+          maxQueue: 1,
+          queueTimeout: 60,
+          work: 'hold',
+          bodyLingerMs: LINGER,
+        },
         children,
       );
       holder = await holdSlot(server.url);
@@ -156,7 +166,14 @@ describe.each(PLATFORMS)('waiting uploads on %s', (platform) => {
 
   it('queue timeout: every client reads its 504, the body is discarded within bounds', async () => {
     const server = await startUploadServer(
-      { platform, parse: 'balancer', capacity: 1, queueTimeout: 0.5, work: 'hold' },
+      {
+        platform,
+        parse: 'balancer',
+        capacity: 1,
+        queueTimeout: 0.5,
+        work: 'hold',
+        bodyLingerMs: LINGER,
+      },
       children,
     );
     const holder = await holdSlot(server.url);
