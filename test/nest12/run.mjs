@@ -2,18 +2,10 @@
 // fresh project (no --legacy-peer-deps, no --force: the peer ranges must allow it), and run a
 // real app there with Node's own test runner. The temp project is removed in every case.
 import { spawnSync } from 'node:child_process';
-import {
-  copyFileSync,
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { distIsCurrent } from '../harness/dist-current.mjs';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 
@@ -59,17 +51,6 @@ function step(what, command, args, cwd) {
   return r.stdout;
 }
 
-/** dist/ was built after the last change to src/ and the TypeScript configs. */
-function distIsCurrent() {
-  const built = join(root, 'dist', 'index.js');
-  if (!existsSync(built)) return false;
-  const sources = readdirSync(join(root, 'src'), { recursive: true, encoding: 'utf8' })
-    .map((f) => join(root, 'src', f))
-    .concat([join(root, 'tsconfig.json'), join(root, 'tsconfig.build.json')]);
-  const newest = Math.max(...sources.map((f) => statSync(f).mtimeMs));
-  return statSync(built).mtimeMs > newest;
-}
-
 const dir = mkdtempSync(join(tmpdir(), 'nestjs-balancer-nest12-'));
 const cleanup = () => rmSync(dir, { recursive: true, force: true });
 for (const signal of ['SIGINT', 'SIGTERM']) {
@@ -82,7 +63,8 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 let code = 1;
 try {
   // Pack what would be published: the library as built from src/ now (the dashboard is built
-  // by `npm test`). Within `npm test` the package suite has just built it: no second build.
+  // by `npm test`). Within `npm test` dist/ is current (built by .ci/run, or by `npm test`
+  // before this leg starts): no second build.
   if (distIsCurrent()) log('build: dist/ is newer than src/, kept');
   else step('build', 'npm', ['run', 'build:lib'], root);
   const [packed] = JSON.parse(
