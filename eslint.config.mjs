@@ -1,6 +1,7 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
+import jest from 'eslint-plugin-jest';
 
 export default tseslint.config(
   {
@@ -11,6 +12,7 @@ export default tseslint.config(
       'coverage/',
       'test-output/',
       'bench/results/',
+      '.test-build/',
     ],
   },
   js.configs.recommended,
@@ -58,6 +60,32 @@ export default tseslint.config(
           message: 'Do not commit focused tests: they skip every other test.',
         },
       ],
+    },
+  },
+  {
+    // Every test can fail: it asserts something, never only under a condition, and never
+    // outside a test (an expect in afterAll fails no test and stops nothing).
+    files: ['test/**/*.ts', '**/*.spec.ts'],
+    plugins: { jest },
+    rules: {
+      'jest/expect-expect': [
+        'error',
+        // Helpers that assert count as assertions: name them expect* or assert* (route-shapes'
+        // `exercise` predates the rule).
+        { assertFunctionNames: ['expect', 'expect*', 'assert*', 'exercise'] },
+      ],
+      'jest/no-conditional-expect': 'error',
+      'jest/no-standalone-expect': 'error',
+    },
+  },
+  {
+    // A promise nobody awaits or handles: its failure is lost (or crashes the app later).
+    files: ['src/**/*.ts'],
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
     },
   },
   {

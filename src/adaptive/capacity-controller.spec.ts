@@ -145,9 +145,10 @@ describe('CapacityController', () => {
     // Every change is a two-interval trial above 8 (a transition, then the verdict), undone
     // at once; trials back off (at most 9 intervals apart).
     expect(changes(caps)).toBeLessThanOrEqual(18);
-    caps.forEach((c, i) => {
-      if (c > 8 && caps[i - 1] === 8) expect(caps[i + 2] ?? 8).toBe(8);
-    });
+    const afterTrials = caps.flatMap((c, i) =>
+      c > 8 && caps[i - 1] === 8 ? [caps[i + 2] ?? 8] : [],
+    );
+    expect(afterTrials).toEqual(afterTrials.map(() => 8));
     expect(changes(caps.slice(50))).toBeLessThanOrEqual(8);
   });
 

@@ -49,13 +49,13 @@ export class EarlyAdmission {
     try {
       admitted = this.control.admit({ pool, req, rawReq: req, raw: res, bodyUnread: true });
     } catch (error) {
-      throw answerUnread(error, req, res);
+      throw answerUnread(error, req, res, this.options.bodyLingerMs);
     }
     if (!(admitted instanceof Promise)) return this.hold(admitted, req, res);
     return this.waitAlive(admitted, req, res).then(
       (lease) => this.hold(lease, req, res),
       (error: unknown) => {
-        throw answerUnread(error, req, res);
+        throw answerUnread(error, req, res, this.options.bodyLingerMs);
       },
     );
   }
@@ -87,9 +87,14 @@ export class EarlyAdmission {
  * A rejection of a request whose body is still in the client: the answer does not wait for the
  * body; the rest of the body is then discarded, within bounds, before the connection may close.
  */
-function answerUnread(error: unknown, req: IncomingMessage, res: ServerResponse): unknown {
+function answerUnread(
+  error: unknown,
+  req: IncomingMessage,
+  res: ServerResponse,
+  lingerMs: number,
+): unknown {
   if (error instanceof BalancerRejection && !req.complete && !res.headersSent) {
-    lingerAfterResponse(req, res);
+    lingerAfterResponse(req, res, lingerMs);
   }
   return error;
 }

@@ -11,14 +11,17 @@ interface Seen {
 }
 
 /** A plain Node server that rejects every request with 503 at once and lingers. */
-async function rejectingServer(seen: Seen): Promise<{ server: Server; port: number }> {
+async function rejectingServer(
+  seen: Seen,
+  lingerMs = LINGER_MS,
+): Promise<{ server: Server; port: number }> {
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     req.socket.once('close', () => {
       seen.bytesRead = req.socket.bytesRead;
       seen.closedAt = Date.now();
     });
     res.once('finish', () => (seen.answeredAt = Date.now()));
-    lingerAfterResponse(req, res);
+    lingerAfterResponse(req, res, lingerMs);
     res.statusCode = 503;
     res.setHeader('Retry-After', '1');
     // As Express and Fastify do: without it an HTTP/1.0 answer ends with the close.
@@ -74,9 +77,10 @@ describe('lingerAfterResponse', () => {
     expect(seen.closedAt! - seen.answeredAt!).toBeLessThan(LINGER_MS);
   });
 
-  it('stops reading at LINGER_BYTES and closes LINGER_MS after the answer', async () => {
+  it('stops reading at LINGER_BYTES and closes lingerMs after the answer', async () => {
     const seen: Seen = {};
-    const started = await rejectingServer(seen);
+    const lingerMs = 500; // shortened (bodyLingerMs); the default is LINGER_MS
+    const started = await rejectingServer(seen, lingerMs);
     server = started.server;
     const body = 8 * LINGER_BYTES;
     const c = client(
@@ -84,12 +88,12 @@ describe('lingerAfterResponse', () => {
       `POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ${body}\r\n\r\n`,
       body,
     );
-    await waitFor(() => c.state.ended !== undefined, LINGER_MS + 5000, 'the server to close');
+    await waitFor(() => c.state.ended !== undefined, lingerMs + 5000, 'the server to close');
     expect(c.state.text).toMatch(/^HTTP\/1\.1 503 /);
     await waitFor(() => seen.closedAt !== undefined);
     expect(seen.bytesRead!).toBeGreaterThanOrEqual(LINGER_BYTES);
     expect(seen.bytesRead!).toBeLessThan(LINGER_BYTES + 256 * 1024);
-    expect(seen.closedAt! - seen.answeredAt!).toBeGreaterThanOrEqual(LINGER_MS - 10);
+    expect(seen.closedAt! - seen.answeredAt!).toBeGreaterThanOrEqual(lingerMs - 10);
     c.socket.destroy();
   });
 });

@@ -2,15 +2,16 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /**
  * How long the rest of a rejected request's body is read and thrown away once the response has
- * been sent, before the server closes the connection. It is the time a client still pushing its
- * body is given to read the answer: closing a socket with unread bytes in its receive buffer
- * makes the kernel send a reset, and a reset that reaches the client first erases the answer.
+ * been sent, before the server closes the connection, by default (`bodyLingerMs`). It is the
+ * time a client still pushing its body is given to read the answer: closing a socket with
+ * unread bytes in its receive buffer makes the kernel send a reset, and a reset that reaches the
+ * client first erases the answer.
  */
 export const LINGER_MS = 2000;
 
 /**
  * How many bytes of a rejected request's body are read and thrown away at most. Past it the
- * server stops reading (TCP flow control holds the client) and closes at `LINGER_MS`; the bound
+ * server stops reading (TCP flow control holds the client) and closes at `lingerMs`; the bound
  * keeps a flood of rejected large uploads from costing the server their bandwidth and CPU.
  */
 export const LINGER_BYTES = 1024 * 1024;
@@ -18,13 +19,13 @@ export const LINGER_BYTES = 1024 * 1024;
 /**
  * A lingering close (RFC 9112, section 9.6) for a request rejected before its body was read: the
  * rejection is answered at once, the rest of the body is read and discarded (never buffered),
- * bounded by `LINGER_MS` after the response and `LINGER_BYTES`, and only then is the connection
+ * bounded by `lingerMs` after the response and `LINGER_BYTES`, and only then is the connection
  * closed, so the client reads the answer instead of a connection reset.
  *
  * - The body ends within the bounds: the connection stays open for the next request when the
  *   client keeps connections alive; when it asked to close (`Connection: close`, or HTTP/1.0
  *   without keep-alive), the server closes it then, with a FIN after the whole body was read.
- * - Otherwise the socket is destroyed `LINGER_MS` after the response was sent.
+ * - Otherwise the socket is destroyed `lingerMs` after the response was sent.
  *
  * Node's HTTP server destroys the socket right after a response that closes the connection, with
  * the body unread, so a client that asked to close gets `Connection: keep-alive` on this one
@@ -36,7 +37,11 @@ export const LINGER_BYTES = 1024 * 1024;
  * it), and must, because once the response is sent Node drops an unconsumed body without
  * emitting it, and the bytes could not be counted.
  */
-export function lingerAfterResponse(req: IncomingMessage, res: ServerResponse): void {
+export function lingerAfterResponse(
+  req: IncomingMessage,
+  res: ServerResponse,
+  lingerMs: number = LINGER_MS,
+): void {
   const socket = req.socket;
   const closeAfter = closeRequested(req);
   if (closeAfter) res.setHeader('Connection', 'keep-alive');
@@ -70,7 +75,7 @@ export function lingerAfterResponse(req: IncomingMessage, res: ServerResponse): 
     timer = setTimeout(() => {
       stop();
       socket.destroy();
-    }, LINGER_MS);
+    }, lingerMs);
     timer.unref();
   };
 

@@ -138,6 +138,17 @@ export class BalancerOptions {
   bodyTimeout?: number;
 
   /**
+   * Milliseconds a rejected upload whose body was not read is still read (and thrown away) after
+   * the answer, before the connection is closed: the client's time to read its 503/504 before
+   * a reset. At most 1 MiB is read. @default 2000
+   */
+  @IsOptional()
+  @IsInt({ message: '$property must be a whole number of milliseconds' })
+  @Min(0)
+  @Max(60_000)
+  bodyLingerMs?: number;
+
+  /**
    * Express only: register the JSON and urlencoded body parsers after the balancer's admission
    * step (create the app with `{ bodyParser: false }`), so waiting requests keep their bodies
    * unread. `true` uses body-parser's defaults. @default false

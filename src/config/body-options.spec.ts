@@ -8,7 +8,28 @@ describe('request-body options', () => {
     expect(o.maxQueueBytes).toBe(DEFAULTS.maxQueueBytes);
     expect(o.maxQueueBytes).toBe(100 * 1024 * 1024);
     expect(o.bodyTimeout).toBe(10);
+    expect(o.bodyLingerMs).toBe(2000);
     expect(o.bodyParser).toBeNull();
+  });
+
+  it('bodyLingerMs and probe.lockTtlMs: set from options or YAML, bad values named', () => {
+    expect(resolveBalancerOptions({ bodyLingerMs: 500 }).bodyLingerMs).toBe(500);
+    expect(resolveBalancerOptions({ probe: { lockTtlMs: 3000 } }).probe.lockTtlMs).toBe(3000);
+    expect(resolveBalancerOptions({}).probe.lockTtlMs).toBe(15_000);
+    const yaml = parseBalancerYaml('body_linger_ms: 750\nprobe:\n  lock_ttl_ms: 4000\n', 'b.yml');
+    const fromYaml = resolveBalancerOptions(yaml.options);
+    expect([fromYaml.bodyLingerMs, fromYaml.probe.lockTtlMs]).toEqual([750, 4000]);
+    expect(() => resolveBalancerOptions({ bodyLingerMs: 1.5, probe: { lockTtlMs: 100 } })).toThrow(
+      BalancerConfigError,
+    );
+    let message = '';
+    try {
+      resolveBalancerOptions({ bodyLingerMs: 1.5, probe: { lockTtlMs: 100 } });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toContain('bodyLingerMs must be a whole number of milliseconds');
+    expect(message).toContain('probe.lockTtlMs');
   });
 
   it('bodyParser: true takes body-parser defaults; an object sets limit and rawBody', () => {

@@ -140,6 +140,16 @@ export class ProbeTuningOptions {
   @IsInt()
   @Min(0)
   resultTtl?: number;
+
+  /**
+   * TTL of the probe lock, ms: the prober renews it every third of it, and when a prober dies
+   * the other workers take over once it has expired. @default 15000
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(300)
+  @Max(600_000)
+  lockTtlMs?: number;
 }
 
 /** How the probe calls one endpoint (`endpoints[path]`, `@Balanced({ probe })`). */

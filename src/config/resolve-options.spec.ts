@@ -120,6 +120,8 @@ describe('resolveBalancerOptions', () => {
     expect(o.endpoints['/embed']).toMatchObject({ capacity: 10, queueTimeout: 120, maxQueue: 200 });
     expect(o.probe.levelDurationMs).toBe(1000);
     expect(o.storage.leaseTtl).toBe(5);
+    expect(o.bodyLingerMs).toBe(2000);
+    expect(o.probe.lockTtlMs).toBe(15_000);
   });
 
   it('keeps user data keys (headers, body) exactly as written', () => {

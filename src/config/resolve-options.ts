@@ -41,6 +41,7 @@ export interface ResolvedBalancerOptions {
   queueTargetMs?: number;
   maxQueueBytes: number;
   bodyTimeout: number;
+  bodyLingerMs: number;
   /** `null`: the balancer registers no body parsers. */
   bodyParser: { limit: string | number; rawBody: boolean } | null;
   probeOnStartup: boolean;
@@ -65,6 +66,7 @@ export interface ResolvedBalancerOptions {
     maxDurationMs: number;
     slowLatencyMs: number;
     resultTtl: number;
+    lockTtlMs: number;
   };
   /** Global adaptive setting as given (`endpoints[path].adaptive` may override it). */
   adaptive: boolean | AdaptiveOptions;
@@ -107,6 +109,7 @@ export const DEFAULTS = {
   maxQueue: 1000,
   maxQueueBytes: 100 * 1024 * 1024,
   bodyTimeout: 10,
+  bodyLingerMs: 2000,
   bodyLimit: '100kb',
   probeOnStartup: true,
   forceReprobe: false,
@@ -125,6 +128,7 @@ export const DEFAULTS = {
   throughputShare: 0.95,
   levelLatencies: 10,
   resultTtl: 0,
+  probeLockTtlMs: 15_000,
   defaultCapacity: 8,
   drainTimeout: 30,
   uiEnable: true,
@@ -280,6 +284,7 @@ export function resolveBalancerOptions(
     queueTargetMs: opts.queueTargetMs,
     maxQueueBytes: opts.maxQueueBytes ?? DEFAULTS.maxQueueBytes,
     bodyTimeout: opts.bodyTimeout ?? DEFAULTS.bodyTimeout,
+    bodyLingerMs: opts.bodyLingerMs ?? DEFAULTS.bodyLingerMs,
     bodyParser: resolveBodyParser(opts.bodyParser),
     probeOnStartup: opts.probeOnStartup ?? DEFAULTS.probeOnStartup,
     forceReprobe: opts.forceReprobe ?? DEFAULTS.forceReprobe,
@@ -303,6 +308,7 @@ export function resolveBalancerOptions(
       maxDurationMs: p.maxDurationMs ?? DEFAULTS.maxDurationMs,
       slowLatencyMs: p.slowLatencyMs ?? DEFAULTS.slowLatencyMs,
       resultTtl: p.resultTtl ?? DEFAULTS.resultTtl,
+      lockTtlMs: p.lockTtlMs ?? DEFAULTS.probeLockTtlMs,
     },
     adaptive: opts.adaptive ?? false,
     defaultCapacity: opts.defaultCapacity ?? DEFAULTS.defaultCapacity,

@@ -20,8 +20,6 @@ import { interimCapOf, openInterim, ProbeSlots } from './interim-admission';
 import { ProbeService } from './probe.service';
 import type { ProbeTarget } from './probe.types';
 
-/** TTL of the probe lock; the holder renews it every third of it. */
-export const PROBE_LOCK_TTL_MS = 15_000;
 /** How often a worker waiting for another's probe checks for the result (and a dead prober). */
 export const PROBE_WAIT_POLL_MS = 500;
 
@@ -104,7 +102,7 @@ export class ProbeRunner implements OnApplicationBootstrap, OnModuleDestroy, OnA
 
   private async runAll(pools: ResolvedPool[]): Promise<void> {
     // Every pool admits at its interim cap from the start, not only once its turn comes.
-    for (const pool of pools) await openInterim(this.store, pool, PROBE_LOCK_TTL_MS);
+    for (const pool of pools) await openInterim(this.store, pool, this.options.probe.lockTtlMs);
     const target = await this.waitForServer();
     if (!target) {
       for (const pool of pools) {
@@ -156,7 +154,7 @@ export class ProbeRunner implements OnApplicationBootstrap, OnModuleDestroy, OnA
         await this.reuse(pool, stored);
         return;
       }
-      const lock = await this.store.tryProbeLock(pool.key, PROBE_LOCK_TTL_MS);
+      const lock = await this.store.tryProbeLock(pool.key, this.options.probe.lockTtlMs);
       if (lock) {
         let outcome: PoolOutcome;
         try {
@@ -246,11 +244,11 @@ export class ProbeRunner implements OnApplicationBootstrap, OnModuleDestroy, OnA
         },
         () => undefined, // store unreachable: keep probing; the TTL decides
       );
-    }, PROBE_LOCK_TTL_MS / 3);
+    }, this.options.probe.lockTtlMs / 3);
 
     try {
       // Published with the lock and as long-lived: every worker lets these requests through.
-      token = await this.tokens.mint(pool.key, PROBE_LOCK_TTL_MS);
+      token = await this.tokens.mint(pool.key, this.options.probe.lockTtlMs);
       const target: ProbeTarget = {
         url: `${loopback.origin}${pool.probe.path}`,
         method: pool.probe.method,

@@ -9,6 +9,8 @@ import { BalancerModule, type BalancerOptions } from '../../src';
 export class ShiftingModel {
   k: number;
   private inFlight = 0;
+  /** Most requests in flight at once since the start (or `resetPeak()`). */
+  peak = 0;
   readonly served: Array<{ start: number; ms: number }> = [];
 
   constructor(
@@ -21,10 +23,15 @@ export class ShiftingModel {
   async run(): Promise<void> {
     const start = Date.now();
     this.inFlight++;
+    this.peak = Math.max(this.peak, this.inFlight);
     const ms = this.serviceMs * (1 + Math.max(0, this.inFlight - this.k));
     await new Promise((r) => setTimeout(r, ms));
     this.inFlight--;
     this.served.push({ start, ms: Date.now() - start });
+  }
+
+  resetPeak(): void {
+    this.peak = this.inFlight;
   }
 
   /** Times of the finished requests that started after `since` (ms epoch). */
@@ -58,18 +65,35 @@ export function adaptiveAppModule(model: ShiftingModel, balancer: BalancerOption
   };
 }
 
-/** `clients` closed-loop senders against `urls` (round robin) until `stop()`. */
-export function closedLoop(urls: string[], clients: number): { stop(): Promise<void> } {
+/** What the closed-loop clients got back: answers by status, and requests that failed. */
+export interface LoadOutcome {
+  statuses: Record<number, number>;
+  /** Fetch errors (connection refused or reset): the balancer answered nothing. */
+  errors: string[];
+}
+
+export interface ClosedLoop {
+  /** Stop the senders and return every answer they got. */
+  stop(): Promise<LoadOutcome>;
+}
+
+/**
+ * `clients` closed-loop senders against `urls` (round robin) until `stop()`, counting every
+ * status code and every failed request: a 503 from the balancer is not a served request.
+ */
+export function closedLoop(urls: string[], clients: number): ClosedLoop {
   let running = true;
   let n = 0;
+  const outcome: LoadOutcome = { statuses: {}, errors: [] };
   const loops = Array.from({ length: clients }, async () => {
     while (running) {
       const url = urls[n++ % urls.length];
       try {
         const res = await fetch(`${url}/predict`, { method: 'POST' });
         await res.arrayBuffer();
-      } catch {
-        // the app is closing
+        outcome.statuses[res.status] = (outcome.statuses[res.status] ?? 0) + 1;
+      } catch (err) {
+        outcome.errors.push(String((err as Error).cause ?? err));
       }
     }
   });
@@ -77,6 +101,7 @@ export function closedLoop(urls: string[], clients: number): { stop(): Promise<v
     stop: async () => {
       running = false;
       await Promise.all(loops);
+      return outcome;
     },
   };
 }

@@ -85,8 +85,12 @@ describe.each(ADMISSION_CASES)('randomized soak on %s with the %s', (platform, a
           const res = await fetch(`${app.url}/soak?ms=${ms}&fail=${fail}`, { signal: ac.signal });
           await res.arrayBuffer();
           key = String(res.status);
-        } catch {
-          key = 'aborted';
+        } catch (err) {
+          // Only our own abort counts as an abort: a reset or refused connection (a crashed
+          // server, a socket the balancer destroyed) is an outcome of its own, and fails below.
+          const ours = ac.signal.aborted && (err as Error).name === 'AbortError';
+          const cause = (err as Error & { cause?: { code?: string } }).cause;
+          key = ours ? 'aborted' : `error ${cause?.code ?? (err as Error).message}`;
         } finally {
           clearTimeout(timer);
         }

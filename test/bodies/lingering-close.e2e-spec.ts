@@ -1,5 +1,4 @@
 import type { ChildProcess } from 'node:child_process';
-import { LINGER_MS } from '../../src/admission/lingering-close';
 import { PLATFORMS } from '../harness/platforms';
 import { poolStats, waitFor } from '../harness/wait-for';
 import { killAll, type Worker } from '../redis/workers';
@@ -14,6 +13,8 @@ import {
 } from './upload-client';
 
 const TWO_MB = 2 * 1024 * 1024;
+/** `bodyLingerMs` of the servers here: shortened from the 2 s default. */
+const LINGER = 1000;
 /** A body that fits the lingering bounds: the server reads all of it after the 503. */
 const SMALL = 256 * 1024;
 
@@ -34,7 +35,7 @@ async function closedEntry(url: string, id: string): Promise<ServerState['seen']
  * The lingering close after a rejection of an upload whose body was not read (queue full here):
  * the server answers at once, then reads and discards the rest of the body within bounds.
  * A body that ends within them leaves a keep-alive connection usable, or is closed cleanly
- * (FIN) when the client asked to close; a client that keeps trickling is cut off `LINGER_MS`
+ * (FIN) when the client asked to close; a client that keeps trickling is cut off `LINGER`
  * after the answer.
  */
 describe.each(PLATFORMS)('lingering close of rejected uploads on %s', (platform) => {
@@ -44,7 +45,15 @@ describe.each(PLATFORMS)('lingering close of rejected uploads on %s', (platform)
   let waiter: ReturnType<typeof rawUpload>;
   beforeAll(async () => {
     server = await startUploadServer(
-      { platform, parse: 'balancer', capacity: 1, maxQueue: 1, queueTimeout: 60, work: 'hold' },
+      {
+        platform,
+        parse: 'balancer',
+        capacity: 1,
+        maxQueue: 1,
+        queueTimeout: 60,
+        work: 'hold',
+        bodyLingerMs: LINGER,
+      },
       children,
     );
     holder = upload(server.url, 0, payloadOf(1024));
@@ -54,12 +63,10 @@ describe.each(PLATFORMS)('lingering close of rejected uploads on %s', (platform)
   });
   afterAll(async () => {
     waiter.socket.destroy();
-    await fetch(`${server.url}/test/open`, { method: 'POST' });
-    expect((await holder).status).toBe(200);
     await killAll(children);
   });
 
-  it('a client that keeps trickling its body after the 503 is cut off LINGER_MS later', async () => {
+  it('a client that keeps trickling its body after the 503 is cut off LINGER later', async () => {
     const slow = rawUpload(server.url, {
       id: 'trickle',
       declared: TWO_MB,
@@ -71,18 +78,18 @@ describe.each(PLATFORMS)('lingering close of rejected uploads on %s', (platform)
     expect(res.status).toBe(503);
     await waitFor(
       () => slow.ended() !== undefined,
-      LINGER_MS + 10_000,
+      LINGER + 10_000,
       'the server to close the trickling connection',
     );
     // The server closed it (the client never stops on its own), still mid-body, after about
-    // LINGER_MS: the answer reached the client well before the cut.
+    // LINGER: the answer reached the client well before the cut.
     expect(slow.sent()).toBeLessThan(TWO_MB);
     const lingered = slow.ended()!.at - answeredAt;
-    expect(lingered).toBeGreaterThanOrEqual(LINGER_MS - 250);
-    expect(lingered).toBeLessThan(LINGER_MS + 5000);
+    expect(lingered).toBeGreaterThanOrEqual(LINGER - 250);
+    expect(lingered).toBeLessThan(LINGER + 5000);
     const seen = await closedEntry(server.url, 'trickle');
     expect(seen.status).toBe(503);
-    expect(seen.closedAfterMs!).toBeGreaterThanOrEqual(LINGER_MS - 10);
+    expect(seen.closedAfterMs!).toBeGreaterThanOrEqual(LINGER - 10);
     slow.socket.destroy();
   });
 
@@ -117,11 +124,17 @@ describe.each(PLATFORMS)('lingering close of rejected uploads on %s', (platform)
     // Node would close at once after a `Connection: close` answer, body unread; this answer says
     // keep-alive so that the server can read the body first, and then it closes as asked.
     expect(res.headers.connection).toBe('keep-alive');
-    await waitFor(() => client.ended() !== undefined, LINGER_MS + 10_000, 'the server to close');
-    // A FIN after the whole body was read, not a reset: and well before LINGER_MS.
+    await waitFor(() => client.ended() !== undefined, LINGER + 10_000, 'the server to close');
+    // A FIN after the whole body was read, not a reset: and well before LINGER.
     expect(client.ended()!.how).toBe('end');
     const seen = await closedEntry(server.url, 'close');
     expect(seen.socketBytesRead!).toBeGreaterThan(SMALL);
-    expect(seen.closedAfterMs!).toBeLessThan(LINGER_MS);
+    expect(seen.closedAfterMs!).toBeLessThan(LINGER);
+  });
+
+  it('the upload that held the slot all along completes once the handler is let go', async () => {
+    waiter.socket.destroy();
+    await fetch(`${server.url}/test/open`, { method: 'POST' });
+    expect((await holder).status).toBe(200);
   });
 });

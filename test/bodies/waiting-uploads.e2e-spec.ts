@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
-import { LINGER_BYTES, LINGER_MS } from '../../src/admission/lingering-close';
-import { PLATFORMS } from '../harness/platforms';
+import { LINGER_BYTES } from '../../src/admission/lingering-close';
+import { PLATFORMS, type PlatformName } from '../harness/platforms';
 import { poolStats, waitFor } from '../harness/wait-for';
 import { killAll, type Worker } from '../redis/workers';
 import {
@@ -16,6 +16,8 @@ import {
 } from './upload-client';
 
 const TWO_MB = 2 * 1024 * 1024;
+/** `bodyLingerMs` of the servers that linger here: shortened from the 2 s default. */
+const LINGER = 1000;
 /** Rejected uploads tried at once, each a Node client pushing a 2 MB body. */
 const TRIES = 10;
 /**
@@ -56,7 +58,7 @@ async function seenOf(url: string, id: string, closed = false): Promise<Seen> {
  * `TRIES` Node clients at once, each pushing a 2 MB body at a route that rejects it with
  * `status`: every client reads the status and its `Retry-After` (no connection reset comes
  * first), the server answered before reading the body, then read and discarded `LINGER_BYTES`
- * more of each, no more (its RSS stays flat), and closed each connection `LINGER_MS` after the
+ * more of each, no more (its RSS stays flat), and closed each connection `LINGER` after the
  * answer. Before the lingering close, the server closed at once with the body unread and a
  * client still writing often got a reset (EPIPE) instead of its answer.
  */
@@ -76,7 +78,7 @@ async function expectAnsweredThenLingered(url: string, pid: number, status: numb
       peak = Math.max(peak, rssOf(pid));
       return clients.every((c) => c.ended() !== undefined);
     },
-    LINGER_MS + 20_000,
+    LINGER + 20_000,
     'the server to close the lingering connections',
   );
   for (const [i, c] of clients.entries()) {
@@ -90,10 +92,10 @@ async function expectAnsweredThenLingered(url: string, pid: number, status: numb
     // client had more to send, so the server read up to the bound and stopped there) ...
     expect(seen.socketBytesRead!).toBeGreaterThanOrEqual(LINGER_BYTES);
     expect(seen.socketBytesRead!).toBeLessThanOrEqual(seen.bytesRead + LINGER_BYTES + READ_SLACK);
-    // ... and the connection closed LINGER_MS after the answer, not at once (a little later on
+    // ... and the connection closed LINGER after the answer, not at once (a little later on
     // a loaded machine, never much later).
-    expect(seen.closedAfterMs!).toBeGreaterThanOrEqual(LINGER_MS - 10);
-    expect(seen.closedAfterMs!).toBeLessThan(LINGER_MS + 5000);
+    expect(seen.closedAfterMs!).toBeGreaterThanOrEqual(LINGER - 10);
+    expect(seen.closedAfterMs!).toBeLessThan(LINGER + 5000);
     c.socket.destroy();
   }
   process.stdout.write(
@@ -120,7 +122,15 @@ describe.each(PLATFORMS)('waiting uploads on %s', (platform) => {
     let holder: { result: Promise<UploadResult> };
     beforeAll(async () => {
       server = await startUploadServer(
-        { platform, parse: 'balancer', capacity: 1, maxQueue: 1, queueTimeout: 60, work: 'hold' },
+        {
+          platform,
+          parse: 'balancer',
+          capacity: 1,
+          maxQueue: 1,
+          queueTimeout: 60,
+          work: 'hold',
+          bodyLingerMs: LINGER,
+        },
         children,
       );
       holder = await holdSlot(server.url);
@@ -148,7 +158,7 @@ describe.each(PLATFORMS)('waiting uploads on %s', (platform) => {
       waiter.socket.destroy();
     });
 
-    afterAll(async () => {
+    it('the upload that held the slot all along completes once the handler is let go', async () => {
       await fetch(`${server.url}/test/open`, { method: 'POST' });
       expect((await holder.result).status).toBe(200);
     });
@@ -156,7 +166,14 @@ describe.each(PLATFORMS)('waiting uploads on %s', (platform) => {
 
   it('queue timeout: every client reads its 504, the body is discarded within bounds', async () => {
     const server = await startUploadServer(
-      { platform, parse: 'balancer', capacity: 1, queueTimeout: 0.5, work: 'hold' },
+      {
+        platform,
+        parse: 'balancer',
+        capacity: 1,
+        queueTimeout: 0.5,
+        work: 'hold',
+        bodyLingerMs: LINGER,
+      },
       children,
     );
     const holder = await holdSlot(server.url);
@@ -166,6 +183,39 @@ describe.each(PLATFORMS)('waiting uploads on %s', (platform) => {
     expect((await serverState(server.url)).handler.calls).toBe(1);
   });
 });
+
+/** Express parses before admission: the budget holds and the overflow gets 503 at once. */
+async function expectOverflowRefused(url: string, third: Promise<UploadResult>): Promise<void> {
+  const over = await third;
+  expect(over.status).toBe(503);
+  expect(JSON.parse(over.body)).toMatchObject({ reason: 'queue_full' });
+  const stats = (await poolStats(url, '/upload')) as unknown as Record<string, number>;
+  expect(stats.queued).toBe(2);
+  expect(stats.queued_bytes).toBeGreaterThan(2 * TWO_MB);
+  expect(stats.queued_bytes).toBeLessThanOrEqual(stats.max_queue_bytes);
+}
+
+/** Fastify admits before parsing: waiting bodies are not in memory and not counted. */
+async function expectOverflowQueuedUnread(
+  url: string,
+  third: Promise<UploadResult>,
+  waiting: Array<Promise<UploadResult>>,
+): Promise<void> {
+  await waitFor(async () => (await poolStats(url, '/upload')).queued === 3);
+  const stats = (await poolStats(url, '/upload')) as unknown as Record<string, number>;
+  expect(stats.queued_bytes).toBe(0);
+  waiting.push(third);
+}
+
+/** What a third 2 MB upload past a 5 MB budget gets, per adapter. */
+const OVERFLOW: Record<
+  PlatformName,
+  (
+    url: string,
+    third: Promise<UploadResult>,
+    waiting: Array<Promise<UploadResult>>,
+  ) => Promise<void>
+> = { express: expectOverflowRefused, fastify: expectOverflowQueuedUnread };
 
 /**
  * `maxQueueBytes` bounds the bodies that wait already read. Early admission is off on Express
@@ -193,21 +243,7 @@ describe.each(PLATFORMS)('maxQueueBytes on %s', (platform) => {
     const waiting = [upload(server.url, 1, payload), upload(server.url, 2, payload)];
     await waitFor(async () => (await poolStats(server.url, '/upload')).queued === 2);
     const third = upload(server.url, 3, payload);
-    if (platform === 'express') {
-      const over = await third;
-      expect(over.status).toBe(503);
-      expect(JSON.parse(over.body)).toMatchObject({ reason: 'queue_full' });
-      const stats = (await poolStats(server.url, '/upload')) as unknown as Record<string, number>;
-      expect(stats.queued).toBe(2);
-      expect(stats.queued_bytes).toBeGreaterThan(2 * TWO_MB);
-      expect(stats.queued_bytes).toBeLessThanOrEqual(stats.max_queue_bytes);
-    } else {
-      // Fastify admits before parsing: waiting bodies are not in memory and not counted.
-      await waitFor(async () => (await poolStats(server.url, '/upload')).queued === 3);
-      const stats = (await poolStats(server.url, '/upload')) as unknown as Record<string, number>;
-      expect(stats.queued_bytes).toBe(0);
-      waiting.push(third);
-    }
+    await OVERFLOW[platform](server.url, third, waiting);
     await fetch(`${server.url}/test/open`, { method: 'POST' });
     expect((await holder.result).status).toBe(200);
     for (const r of await Promise.all(waiting)) {

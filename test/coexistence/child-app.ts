@@ -1,6 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { join } from 'node:path';
+import { spawnNode } from '../harness/child-build';
 
 export interface ChildApp {
   url: string;
@@ -9,7 +9,8 @@ export interface ChildApp {
 }
 
 /**
- * Start `entry` (a TypeScript file) in its own Node process through ts-node, so libraries that
+ * Start `entry` (a TypeScript file, compiled once per run: test/harness/child-build.ts) in its
+ * own Node process, so libraries that
  * patch modules as Node loads them (OpenTelemetry instrumentations) see a real `require`; resolves
  * once it prints `LISTENING <port>`.
  */
@@ -18,15 +19,10 @@ export async function startChildApp(
   env: Record<string, string>,
   timeoutMs = 45_000,
 ): Promise<ChildApp> {
-  const child: ChildProcess = spawn(
-    process.execPath,
-    ['-r', 'ts-node/register/transpile-only', entry],
-    {
-      cwd: join(__dirname, '..', '..'),
-      env: { ...process.env, ...env, TS_NODE_PROJECT: 'tsconfig.json' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const child: ChildProcess = spawnNode(entry, [], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));

@@ -432,11 +432,13 @@ describe('dashboard in a real browser', () => {
         const where = [width, c.chart, c.pool];
         expect([...where, c.edgeLeft, c.edgeRight]).toEqual([...where, 0, 0]);
         expect(c.leftLabels).toBeGreaterThan(20);
-        if (c.chart === 'probe') expect(c.rightLabels).toBeGreaterThan(20);
-        // The history axis made room for six-digit capacities: the plot starts right of them.
-        if (c.chart === 'history')
-          expect([...where, c.plotLeft >= widest]).toEqual([...where, true]);
       }
+      // The probe chart has a right axis, with labels.
+      for (const c of charts.filter((x) => x.chart === 'probe'))
+        expect([width, c.rightLabels > 20]).toEqual([width, true]);
+      // The history axis made room for six-digit capacities: the plot starts right of them.
+      for (const c of charts.filter((x) => x.chart === 'history'))
+        expect([width, c.pool, c.plotLeft >= widest]).toEqual([width, c.pool, true]);
       await page.screenshot({ path: join(OUT, `dashboard-axes-${width}.png`), fullPage: true });
       await context.close();
     }

@@ -13,15 +13,34 @@ import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Balanced, BalancerModule, BalancerService } from 'nestjs-balancer';
 
-/** A promise the test resolves by hand. */
+// Type-checked by `npm run typecheck` (test/tsconfig.js.json: checkJs, strict); types in
+// JSDoc, since this file runs as plain JavaScript.
+
+/** @typedef {{ promise: Promise<void>, open: () => void }} Latch */
+/** @typedef {{ active_requests: number, queued: number, admitted: number, timed_out: number, capacity: number, capacity_source: string, routes: string[], queue_timeout: number }} PoolStats */
+
+/**
+ * A promise the test resolves by hand.
+ * @returns {Latch}
+ */
 function latch() {
-  let open;
+  /** @type {() => void} */
+  let open = () => undefined;
+  /** @type {Promise<void>} */
   const promise = new Promise((resolve) => (open = resolve));
   return { promise, open };
 }
 
 /** The work behind the routes: counts what runs at once and in which order it started. */
 const model = {
+  /** @type {Latch} */
+  all: latch(),
+  /** @type {Map<string, Latch>} */
+  each: new Map(),
+  inFlight: 0,
+  peak: 0,
+  /** @type {string[]} */
+  started: [],
   reset() {
     this.all?.open(); // whatever a failed test left waiting finishes, so the app can close
     this.all = latch();
@@ -30,6 +49,7 @@ const model = {
     this.peak = 0;
     this.started = [];
   },
+  /** @param {string} id */
   async generate(id) {
     this.started.push(id);
     this.peak = Math.max(this.peak, ++this.inFlight);
@@ -43,13 +63,21 @@ const model = {
 model.reset();
 
 class WorkController {
+  /** @param {string} id */
   work(id) {
     return model.generate(id);
   }
+  /** @param {string} id */
   short(id) {
     return model.generate(id);
   }
 }
+/**
+ * Apply method decorators to `cls.prototype[name]`, as TypeScript's `@` would.
+ * @param {{ prototype: object }} cls
+ * @param {string} name
+ * @param {...MethodDecorator} decorators
+ */
 function method(cls, name, ...decorators) {
   const descriptor = Object.getOwnPropertyDescriptor(cls.prototype, name);
   Object.defineProperty(
@@ -62,21 +90,38 @@ Query('id')(WorkController.prototype, 'work', 0);
 Query('id')(WorkController.prototype, 'short', 0);
 method(WorkController, 'work', Get('work'), Balanced({ capacity: 2 }));
 method(WorkController, 'short', Get('short'), Balanced({ capacity: 1, queueTimeout: 0.2 }));
-const AppController = Reflect.decorate([Controller()], WorkController);
-const AppModule = Reflect.decorate(
-  [
-    Module({
-      imports: [BalancerModule.forRoot({ healthEndpoint: false, logger: false })],
-      controllers: [AppController],
-    }),
-  ],
-  class AppModule {},
+const AppController = /** @type {import('@nestjs/common').Type} */ (
+  Reflect.decorate([Controller()], WorkController)
+);
+const AppModule = /** @type {import('@nestjs/common').Type} */ (
+  Reflect.decorate(
+    [
+      Module({
+        imports: [BalancerModule.forRoot({ healthEndpoint: false, logger: false })],
+        controllers: [AppController],
+      }),
+    ],
+    class AppModule {},
+  )
 );
 
+/** @type {import('@nestjs/common').INestApplication} */
 let app;
+/** @type {string} */
 let url;
+/** @type {(path: string, id: string | number) => Promise<Response>} */
 const get = (path, id) => fetch(`${url}/${path}?id=${id}`);
-const stats = async (pool) => (await (await fetch(`${url}/balancer/stats`)).json()).endpoints[pool];
+/** @type {(pool: string) => Promise<PoolStats>} */
+const stats = async (pool) => {
+  const body = /** @type {{ endpoints: Record<string, PoolStats> }} */ (
+    await (await fetch(`${url}/balancer/stats`)).json()
+  );
+  return body.endpoints[pool];
+};
+/**
+ * @param {() => boolean | Promise<boolean>} condition
+ * @param {string} what
+ */
 async function until(condition, what) {
   const deadline = Date.now() + 10_000;
   while (!(await condition())) {
@@ -84,6 +129,7 @@ async function until(condition, what) {
     await sleep(10); // polling: the queue has no event to await from outside
   }
 }
+/** @type {(pool: string, n: number) => Promise<void>} */
 const arrived = (pool, n) =>
   until(async () => {
     const s = await stats(pool);
@@ -134,6 +180,7 @@ for (const [platform, adapter] of Object.entries(ADAPTERS)) {
     });
 
     it('serves the queue in arrival order', async () => {
+      /** @type {Promise<Response>[]} */
       const pending = [];
       for (let i = 0; i < 6; i++) {
         pending.push(get('work', i));
@@ -141,7 +188,7 @@ for (const [platform, adapter] of Object.entries(ADAPTERS)) {
       }
       // Finish one at a time: each release admits exactly the head of the queue.
       for (let done = 0; done < 4; done++) {
-        model.each.get(model.started[done]).open();
+        model.each.get(model.started[done])?.open();
         await until(() => model.started.length === done + 3, `request ${done + 3} to start`);
       }
       assert.deepEqual(model.started.slice(2), ['2', '3', '4', '5']);
@@ -156,7 +203,7 @@ for (const [platform, adapter] of Object.entries(ADAPTERS)) {
       const late = await get('short', 'late');
       assert.equal(late.status, 504);
       assert.equal(late.headers.get('retry-after'), '1');
-      assert.equal((await late.json()).reason, 'queue_timeout');
+      assert.equal(/** @type {{ reason: string }} */ (await late.json()).reason, 'queue_timeout');
       assert.deepEqual(model.started, ['holder']);
       model.all.open();
       assert.equal((await holder).status, 200);

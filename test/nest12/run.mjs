@@ -2,18 +2,10 @@
 // fresh project (no --legacy-peer-deps, no --force: the peer ranges must allow it), and run a
 // real app there with Node's own test runner. The temp project is removed in every case.
 import { spawnSync } from 'node:child_process';
-import {
-  copyFileSync,
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { distIsCurrent } from '../harness/dist-current.mjs';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 
@@ -35,10 +27,19 @@ const NEST12 = [
 ];
 
 const started = performance.now();
+/** @type {(from: number) => string} */
 const seconds = (from) => ((performance.now() - from) / 1000).toFixed(1);
+/** @type {(line: string) => boolean} */
 const log = (line) => process.stdout.write(`[nest12] ${line}\n`);
 
-/** Run a command; on failure throw with everything it printed. */
+/**
+ * Run a command; on failure throw with everything it printed.
+ * @param {string} what
+ * @param {string} command
+ * @param {string[]} args
+ * @param {string} cwd
+ * @returns {string}
+ */
 function step(what, command, args, cwd) {
   const t = performance.now();
   const r = spawnSync(command, args, { cwd, encoding: 'utf8', timeout: 300_000 });
@@ -48,17 +49,6 @@ function step(what, command, args, cwd) {
   }
   log(`${what}: ${seconds(t)} s`);
   return r.stdout;
-}
-
-/** dist/ was built after the last change to src/ and the TypeScript configs. */
-function distIsCurrent() {
-  const built = join(root, 'dist', 'index.js');
-  if (!existsSync(built)) return false;
-  const sources = readdirSync(join(root, 'src'), { recursive: true })
-    .map((f) => join(root, 'src', f))
-    .concat([join(root, 'tsconfig.json'), join(root, 'tsconfig.build.json')]);
-  const newest = Math.max(...sources.map((f) => statSync(f).mtimeMs));
-  return statSync(built).mtimeMs > newest;
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'nestjs-balancer-nest12-'));
@@ -73,7 +63,8 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 let code = 1;
 try {
   // Pack what would be published: the library as built from src/ now (the dashboard is built
-  // by `npm test`). Within `npm test` the package suite has just built it: no second build.
+  // by `npm test`). Within `npm test` dist/ is current (built by .ci/run, or by `npm test`
+  // before this leg starts): no second build.
   if (distIsCurrent()) log('build: dist/ is newer than src/, kept');
   else step('build', 'npm', ['run', 'build:lib'], root);
   const [packed] = JSON.parse(
@@ -100,6 +91,7 @@ try {
     ],
     dir,
   );
+  /** @type {(name: string) => string} */
   const version = (name) =>
     JSON.parse(readFileSync(join(dir, 'node_modules', name, 'package.json'), 'utf8')).version;
   log(
@@ -118,7 +110,7 @@ try {
   code = test.status ?? 1;
   log(`node --test: ${seconds(t)} s, exit ${test.status ?? test.signal}`);
 } catch (error) {
-  process.stderr.write(`[nest12] ${error.message}\n`);
+  process.stderr.write(`[nest12] ${error instanceof Error ? error.message : String(error)}\n`);
 } finally {
   cleanup();
 }

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { queueTargetIntervalMs } from '../../src/storage/queue-order';
+import type { PlatformName } from '../harness/platforms';
 import { poolStats, waitFor } from '../harness/wait-for';
 import { CAPACITY, PRIORITY_HEADER, TENANT_HEADER } from './overload-app';
 import {
@@ -32,6 +33,14 @@ export function expectProperty(condition: boolean, property: string, figures: ob
 // ---------------------------------------------------------------- tenants
 
 /** Service time of the tenant pools, ms. */
+/**
+ * The adapters the latency properties are measured on. They hold medians and goodput against
+ * bounds, so their suites run in the serial timing pass (jest.config.js); the adapter only
+ * carries the request there (the policies live in the store, and header extraction is covered
+ * on both adapters by test/admission/overload-policies.e2e-spec.ts), so one adapter is enough.
+ */
+export const PROPERTY_PLATFORMS: PlatformName[] = ['express'];
+
 export const TENANT_S = 100;
 /** Heavy tenant A keeps this many requests in flight (closed loop), light tenant B keeps 2. */
 export const A_CLIENTS = 24;

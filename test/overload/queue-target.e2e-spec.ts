@@ -1,14 +1,15 @@
 import type { RunningApp } from '../harness/platforms';
-import { PLATFORMS, startMemoryApp } from './memory-app';
+import { startMemoryApp } from './memory-app';
 import {
   BURST_MS,
-  expectBurstsNotShed,
-  expectStandingOverloadShed,
   OVERLOAD_RATE,
-  runBursts,
-  runStandingOverload,
+  PROPERTY_PLATFORMS,
   TARGET_MS,
   TARGET_S,
+  expectBurstsNotShed,
+  expectStandingOverloadShed,
+  runBursts,
+  runStandingOverload,
 } from './properties';
 
 /*
@@ -17,7 +18,7 @@ import {
  * (fast 503 `shed` with Retry-After) and the served requests' waits stay bounded. Bounds and
  * their derivation: properties.ts.
  */
-describe.each(PLATFORMS)('queueTargetMs on the memory store (%s)', (platform) => {
+describe.each(PROPERTY_PLATFORMS)('queueTargetMs on the memory store (%s)', (platform) => {
   let app: RunningApp;
 
   beforeAll(async () => {

@@ -1,5 +1,7 @@
 import { latencyOf, median } from './load';
 import {
+  PROPERTY_PLATFORMS,
+  SERVED_P50_BOUND_MS,
   expectBurstsNotShed,
   expectPriorityServedNext,
   expectProperty,
@@ -8,9 +10,8 @@ import {
   runBursts,
   runPriority,
   runStandingOverload,
-  SERVED_P50_BOUND_MS,
 } from './properties';
-import { PLATFORMS, useRedisWorkers } from './redis-workers';
+import { useRedisWorkers } from './redis-workers';
 
 /*
  * Issue 11, priorities and queueTargetMs across two worker processes on one Redis: a
@@ -19,7 +20,7 @@ import { PLATFORMS, useRedisWorkers } from './redis-workers';
  */
 const workers = useRedisWorkers();
 
-describe.each(PLATFORMS)(
+describe.each(PROPERTY_PLATFORMS)(
   'priorities and queueTargetMs across two workers on Redis (%s)',
   (platform) => {
     it('a high-priority request on worker 2 is granted before the lows queued on worker 1', async () => {

@@ -2,10 +2,11 @@ import {
   B_MEDIAN_BOUND_MS,
   B_SAMPLES_FAIR,
   B_SAMPLES_FIFO,
+  PROPERTY_PLATFORMS,
   expectTenantIsolation,
   runTenants,
 } from './properties';
-import { PLATFORMS, useRedisWorkers } from './redis-workers';
+import { useRedisWorkers } from './redis-workers';
 
 /*
  * Issue 11, tenants across two worker processes on one Redis: the global queue serves tenants
@@ -15,7 +16,7 @@ import { PLATFORMS, useRedisWorkers } from './redis-workers';
  */
 const workers = useRedisWorkers();
 
-describe.each(PLATFORMS)('tenants across two workers on Redis (%s)', (platform) => {
+describe.each(PROPERTY_PLATFORMS)('tenants across two workers on Redis (%s)', (platform) => {
   it(`B on worker 2 keeps its median within ${B_MEDIAN_BOUND_MS} ms next to A on both; FIFO does not`, async () => {
     const [w1, w2] = workers(platform);
     const aUrl = (c: number) => (c % 2 === 0 ? w1 : w2);

@@ -1,14 +1,15 @@
 import type { RunningApp } from '../harness/platforms';
-import { PLATFORMS, startMemoryApp } from './memory-app';
+import { startMemoryApp } from './memory-app';
 import {
   A_CLIENTS,
   B_CLIENTS,
   B_MEDIAN_BOUND_MS,
   B_SAMPLES_FAIR,
   B_SAMPLES_FIFO,
+  PROPERTY_PLATFORMS,
+  TENANT_S,
   expectTenantIsolation,
   runTenants,
-  TENANT_S,
 } from './properties';
 
 /*
@@ -18,7 +19,7 @@ import {
  * without tenants (FIFO) puts B's median beyond that bound (model 13 S), so the bound measures
  * the policy.
  */
-describe.each(PLATFORMS)('tenants on the memory store (%s)', (platform) => {
+describe.each(PROPERTY_PLATFORMS)('tenants on the memory store (%s)', (platform) => {
   let app: RunningApp;
 
   beforeAll(async () => {

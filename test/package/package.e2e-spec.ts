@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ensureDist } from '../harness/dist';
 
 const ROOT = join(__dirname, '..', '..');
 const npm = (args: string[]): string =>
@@ -13,7 +14,9 @@ const npm = (args: string[]): string =>
  */
 describe('npm package', () => {
   beforeAll(() => {
-    npm(['run', 'build:lib']);
+    // Built by `.ci/run` just before `npm test` (or by a previous run): built again only when
+    // src/ changed since.
+    ensureDist();
   }, 180_000);
 
   it('packs dist (JS + types), the CLI, the dashboard build and the docs', () => {

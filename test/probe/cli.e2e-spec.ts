@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
 import { createServer, type Socket } from 'node:net';
@@ -9,6 +8,7 @@ import { BalancerModule, ProbeRunner } from '../../src';
 import { describeFetchError } from '../../src/cli/cli-args';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, main, type CliIo } from '../../src/cli/main';
 import { PREDICT_BODY, startModelApp, type ModelApp } from '../fixtures/model-app';
+import { spawnNode } from '../harness/child-build';
 
 const S = 40;
 const KNEE = { serviceTimeMs: S, shape: 'knee' as const, slowdown: 10 };
@@ -50,19 +50,15 @@ function capture(): CliIo & { out: string; err: string } {
   return io;
 }
 
-/** Runs the CLI's entry as its bin does (through ts-node, no build needed). */
+/** Runs the CLI's entry as its bin does (this run's compiled src/, plain node). */
 async function runBin(
   args: string[],
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(
-    process.execPath,
-    [require.resolve('ts-node/dist/bin'), '--transpile-only', 'src/cli/main.ts', ...args],
-    { cwd: join(__dirname, '..', '..'), stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawnNode('src/cli/main.ts', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
   return { code, stdout, stderr };
 }

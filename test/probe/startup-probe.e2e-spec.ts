@@ -21,7 +21,9 @@ function balancer(extra: BalancerOptions = {}) {
   return BalancerModule.forRoot({
     healthEndpoint: false,
     latencyThresholdMs: 5 * S,
-    probe: { warmupMs: 150, levelDurationMs: 500, minSamples: 20 },
+    // levelLatencies 2: a level above K (>= 10 S a request) fails on any sample; the default 10
+    // latencies would only lengthen the failing levels.
+    probe: { warmupMs: 150, levelDurationMs: 500, minSamples: 20, levelLatencies: 2 },
     endpoints: { '/predict': { method: 'POST', body: PREDICT_BODY } },
     ...extra,
   });

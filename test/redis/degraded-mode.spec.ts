@@ -133,14 +133,20 @@ describe('Redis store: degraded mode (cut links, restarts)', () => {
     link.cut();
     await waitFor(() => a.mode === 'fallback', 10_000, 'a in fallback');
     // Two loops take and give back a's slots without pause, through the recovery.
+    // A refused acquire ends that loop: recorded, so the test fails instead of quietly
+    // watching one loop (or none) through the recovery.
     let stop = false;
     let turns = 0;
+    const refused: string[] = [];
     const loops = held.map(async (first) => {
       let l: Lease = first;
       while (!stop) {
         await l.release();
         const r = await a.acquire('/p', { timeoutMs: LONG, maxQueue: 10 });
-        if (!r.ok) return;
+        if (!r.ok) {
+          refused.push(`${r.reason} in mode ${a.mode}`);
+          return;
+        }
         l = r.lease;
         turns++;
         await new Promise((res) => setImmediate(res));
@@ -151,8 +157,11 @@ describe('Redis store: degraded mode (cut links, restarts)', () => {
     link.heal();
     await waitFor(() => a.mode === 'online', 10_000, 'recovered under traffic');
     const atSwitch = turns;
+    // Both loops still turn after the switch.
+    await waitFor(() => turns > atSwitch + 20 || refused.length > 0, 10_000, 'traffic after');
     stop = true;
     await Promise.all(loops);
+    expect(refused).toEqual([]);
     expect(atSwitch).toBeGreaterThan(20);
     expect(a.localActive()).toBe(0);
     expect(await raw.zcard(`${prefix}:{/p}:leases`)).toBe(0);

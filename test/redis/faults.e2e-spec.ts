@@ -115,7 +115,16 @@ describe('fault matrix: global in-flight <= C through cuts, stalls, restarts and
     };
   }
 
-  async function scenario(name: string, fault: (t: Tally) => Promise<void>): Promise<void> {
+  /**
+   * Traffic before, during and after `fault`; then the cap held and every answer was a
+   * documented one. `heal` undoes the fault whatever happened (a failed assertion inside
+   * `fault` must not leave a link cut or a worker frozen for the next scenarios).
+   */
+  async function expectSafeThrough(
+    name: string,
+    fault: (t: Tally) => Promise<void>,
+    heal: () => void | Promise<void>,
+  ): Promise<void> {
     await waitFor(
       async () => (await Promise.all(workers.map(reachable))).every(Boolean),
       20_000,
@@ -125,7 +134,11 @@ describe('fault matrix: global in-flight <= C through cuts, stalls, restarts and
     const load = traffic();
     try {
       await waitFor(() => load.tally.ok.every((n) => n >= 10), 20_000, 'traffic before');
-      await fault(load.tally);
+      try {
+        await fault(load.tally);
+      } finally {
+        await heal();
+      }
       await waitFor(
         async () => (await Promise.all(workers.map(reachable))).every(Boolean),
         20_000,
@@ -150,63 +163,81 @@ describe('fault matrix: global in-flight <= C through cuts, stalls, restarts and
   const lasted = (from: number, ms: number) => () => Date.now() - from >= ms;
 
   it('one of two workers cut off for longer than the lease TTL, then healed', async () => {
-    await scenario('one worker cut > leaseTtl', async (t) => {
-      const cutAt = Date.now();
-      proxies[1].cut();
-      await waitFor(async () => !(await reachable(workers[1])), 10_000, 'B notices');
-      const okA = t.ok[0];
-      await waitFor(lasted(cutAt, 2 * TTL * 1000), 20_000, 'the cut outlives leaseTtl');
-      // A kept serving, on every slot once B's leases expired.
-      expect(t.ok[0]).toBeGreaterThan(okA);
-      proxies[1].heal();
-    });
+    await expectSafeThrough(
+      'one worker cut > leaseTtl',
+      async (t) => {
+        const cutAt = Date.now();
+        proxies[1].cut();
+        await waitFor(async () => !(await reachable(workers[1])), 10_000, 'B notices');
+        const okA = t.ok[0];
+        await waitFor(lasted(cutAt, 2 * TTL * 1000), 20_000, 'the cut outlives leaseTtl');
+        // A kept serving, on every slot once B's leases expired.
+        expect(t.ok[0]).toBeGreaterThan(okA);
+      },
+      () => proxies[1].heal(),
+    );
   }, 90_000);
 
   it('every worker cut off, then healed', async () => {
-    await scenario('all workers cut > leaseTtl', async () => {
-      const cutAt = Date.now();
-      proxies.forEach((p) => p.cut());
-      await waitFor(
-        async () => !(await Promise.all(workers.map(reachable))).some(Boolean),
-        10_000,
-        'both notice',
-      );
-      await waitFor(lasted(cutAt, 1.5 * TTL * 1000), 20_000, 'the cut outlives leaseTtl');
-      proxies.forEach((p) => p.heal());
-    });
+    await expectSafeThrough(
+      'all workers cut > leaseTtl',
+      async () => {
+        const cutAt = Date.now();
+        proxies.forEach((p) => p.cut());
+        await waitFor(
+          async () => !(await Promise.all(workers.map(reachable))).some(Boolean),
+          10_000,
+          'both notice',
+        );
+        await waitFor(lasted(cutAt, 1.5 * TTL * 1000), 20_000, 'the cut outlives leaseTtl');
+      },
+      () => proxies.forEach((p) => p.heal()),
+    );
   }, 90_000);
 
   it('a worker frozen with SIGSTOP past the lease TTL, then resumed', async () => {
-    await scenario('one worker SIGSTOP > leaseTtl', async (t) => {
-      workers[1].signal('SIGSTOP');
-      const stoppedAt = Date.now();
-      const okA = t.ok[0];
-      await waitFor(lasted(stoppedAt, 1.5 * TTL * 1000), 20_000, 'the stall outlives leaseTtl');
-      expect(t.ok[0]).toBeGreaterThan(okA);
-      workers[1].signal('SIGCONT');
-    });
+    await expectSafeThrough(
+      'one worker SIGSTOP > leaseTtl',
+      async (t) => {
+        workers[1].signal('SIGSTOP');
+        const stoppedAt = Date.now();
+        const okA = t.ok[0];
+        await waitFor(lasted(stoppedAt, 1.5 * TTL * 1000), 20_000, 'the stall outlives leaseTtl');
+        expect(t.ok[0]).toBeGreaterThan(okA);
+      },
+      // Resumed whatever happened: a frozen worker would fail every later scenario.
+      () => workers[1].signal('SIGCONT'),
+    );
   }, 90_000);
 
   it('Redis restarted empty mid-traffic', async () => {
-    await scenario('Redis restarted empty', async () => {
-      await redis.stop();
-      await waitFor(
-        async () => !(await Promise.all(workers.map(reachable))).some(Boolean),
-        10_000,
-        'both notice',
-      );
-      await redis.start();
-    });
+    await expectSafeThrough(
+      'Redis restarted empty',
+      async () => {
+        await redis.stop();
+        await waitFor(
+          async () => !(await Promise.all(workers.map(reachable))).some(Boolean),
+          10_000,
+          'both notice',
+        );
+      },
+      async () => {
+        if (!redis.running) await redis.start();
+      },
+    );
   }, 90_000);
 
   it('a 300 ms delay on one worker link', async () => {
-    await scenario('300 ms delay on one link', async (t) => {
-      proxies[1].delay(300);
-      const delayedAt = Date.now();
-      const okB = t.ok[1];
-      await waitFor(lasted(delayedAt, 2 * TTL * 1000), 20_000, 'the delay outlives leaseTtl');
-      await waitFor(() => t.ok[1] > okB + 5, 20_000, 'B serves through the slow link');
-      proxies[1].heal();
-    });
+    await expectSafeThrough(
+      '300 ms delay on one link',
+      async (t) => {
+        proxies[1].delay(300);
+        const delayedAt = Date.now();
+        const okB = t.ok[1];
+        await waitFor(lasted(delayedAt, 2 * TTL * 1000), 20_000, 'the delay outlives leaseTtl');
+        await waitFor(() => t.ok[1] > okB + 5, 20_000, 'B serves through the slow link');
+      },
+      () => proxies[1].heal(),
+    );
   }, 90_000);
 });

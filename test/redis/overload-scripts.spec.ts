@@ -208,6 +208,9 @@ describe('Redis overload scripts (direct calls on a real redis-server)', () => {
     for (let step = 0; step < 600; step++) {
       const op = pick(['acquire', 'acquire', 'acquire', 'release', 'cancel', 'leave', 'adopt']);
       ops[op] = (ops[op] ?? 0) + 1;
+      // What the script answered and what the model says it should, checked with the state.
+      let answer: unknown = null;
+      let want: unknown = null;
       if (op === 'acquire') {
         const id = `proc:${String(n++).padStart(6, '0')}`;
         const tenant = pick(['', '', 'a', 'b', 'c', 'd']);
@@ -219,15 +222,18 @@ describe('Redis overload scripts (direct calls on a real redis-server)', () => {
           maxQueue: 12,
           perTenant: 4,
         });
-        expect(code).toBe(modelAcquire(m, id, tenant, priority, 3, 12, 4));
+        answer = code;
+        want = modelAcquire(m, id, tenant, priority, 3, 12, 4);
       } else if (op === 'release' && m.leases.size > 0) {
         const id = pick([...m.leases]);
         m.leases.delete(id);
-        expect(await p.release(id)).toBe(1);
+        answer = await p.release(id);
+        want = 1;
         modelPromote(m);
       } else if (op === 'cancel' && m.queue.length > 0) {
         const w = pick(m.queue);
-        expect(await p.cancel(w.id, pick(['aborted', 'timeout', 'closed']), w.tenant)).toBe(0);
+        answer = await p.cancel(w.id, pick(['aborted', 'timeout', 'closed']), w.tenant);
+        want = 0;
         modelUnqueue(m, w.id);
         modelPromote(m);
       } else if (op === 'leave' && m.queue.length > 0) {
@@ -241,7 +247,12 @@ describe('Redis overload scripts (direct calls on a real redis-server)', () => {
         modelUnqueue(m, w.id);
         modelPromote(m);
       }
-      expect(await state(p.keys)).toEqual(expected(m));
+      expect({ step, op, answer, state: await state(p.keys) }).toEqual({
+        step,
+        op,
+        answer: want,
+        state: expected(m),
+      });
     }
     // Every kind of step ran many times.
     for (const op of ['acquire', 'release', 'cancel', 'leave', 'adopt'])

@@ -1,8 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { join } from 'node:path';
-
-const ROOT = join(__dirname, '..', '..');
+import { spawnNode } from '../harness/child-build';
 
 /** A worker process (a small Nest app on its own port) sharing the suite's Redis. */
 export interface Worker {
@@ -15,7 +13,8 @@ export interface Worker {
 }
 
 /**
- * Spawn `count` processes of `fixture` (run by ts-node, transpile only) with `env`, and wait
+ * Spawn `count` processes of `fixture` (compiled once per run, plain node: see
+ * test/harness/child-build.ts) with `env`, and wait
  * for each to print `READY <port>`. Every process started is recorded in `registry` so the
  * suite's afterAll can kill it even when a test failed half-way.
  */
@@ -37,20 +36,10 @@ async function spawnWorker(
   registry: Set<ChildProcess>,
   timeoutMs: number,
 ): Promise<Worker> {
-  const child = spawn(
-    process.execPath,
-    ['-r', 'ts-node/register/transpile-only', join(ROOT, fixture)],
-    {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        ...env,
-        TS_NODE_TRANSPILE_ONLY: 'true',
-        TS_NODE_PROJECT: join(ROOT, 'tsconfig.json'),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const child = spawnNode(fixture, [], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   registry.add(child);
   child.once('exit', () => registry.delete(child));
   let output = '';

@@ -62,6 +62,9 @@ describe('OrderedQueue', () => {
     const q = new OrderedQueue<Item>();
     let model: Item[] = [];
     const order = (a: Item, b: Item) => a.key - b.key || a.seq - b.seq;
+    // Each step's answer and size, from the queue and from the model, compared at the end.
+    const got: unknown[] = [];
+    const want: unknown[] = [];
     for (let step = 0; step < 5000; step++) {
       const r = random();
       if (r < 0.5) {
@@ -70,14 +73,18 @@ describe('OrderedQueue', () => {
         model.push(e);
       } else if (r < 0.75 && model.length > 0) {
         const e = model[Math.floor(random() * model.length)];
-        expect(q.delete(e)).toBe(true);
+        got.push({ step, deleted: q.delete(e) });
+        want.push({ step, deleted: true });
         model = model.filter((m) => m !== e);
       } else {
         model.sort(order);
-        expect(q.shift()).toBe(model.shift());
+        got.push({ step, shifted: q.shift() });
+        want.push({ step, shifted: model.shift() });
       }
-      expect(q.size).toBe(model.length);
+      got.push({ step, size: q.size });
+      want.push({ step, size: model.length });
     }
+    expect(got).toEqual(want);
     model.sort(order);
     expect(q.entries().sort(order)).toEqual(model);
   });
