@@ -20,6 +20,7 @@ import { EarlyAdmissionInstaller } from '../admission/early-admission.installer'
 import { createCapacityStore } from '../storage/capacity-store.factory';
 import { CapacityStore } from '../storage/capacity-store.interface';
 import { PoolRegistry } from '../admission/pool-registry';
+import { RouteTable } from '../admission/route-table';
 import { ProbeTokens } from '../admission/probe-tokens';
 import { BalancerAuthGuard } from '../dashboard/basic-auth.guard';
 import {
@@ -81,6 +82,7 @@ import { RouteDiscovery } from './route-discovery';
       useFactory: (options: ResolvedBalancerOptions) => createCapacityStore(options),
     },
     PoolRegistry,
+    RouteTable,
     AdmissionGate,
     AdmissionEvents,
     ProbeTokens,
