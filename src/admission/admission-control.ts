@@ -16,7 +16,7 @@ import type { ResolvedPool } from './pool-registry';
 import { RouteTable, type Resolution } from './route-table';
 import { declaredBodyBytes, QueuedBodyBytes } from './body-budget';
 import { probePass, ProbeTokens } from './probe-tokens';
-import { unresolvedRoute } from './admission-misses';
+import { UnresolvedRoutes } from './admission-misses';
 
 /** `Retry-After` seconds while shutting down: long enough for a load balancer to move on. */
 export const SHUTDOWN_RETRY_AFTER = 5;
@@ -60,6 +60,7 @@ export class AdmissionControl {
     private readonly tokens: ProbeTokens,
     private readonly events: AdmissionEvents,
     private readonly bodies: QueuedBodyBytes,
+    private readonly misses: UnresolvedRoutes = new UnresolvedRoutes(),
   ) {}
 
   /**
@@ -101,7 +102,7 @@ export class AdmissionControl {
     const cls = (context.getClass() as { name?: string }).name ?? 'controller';
     const route = `${cls}.${context.getHandler().name}`;
     return withRetryAfter(raw, () =>
-      unresolvedRoute(route, rawReq.method ?? 'GET', rawReq.url ?? ''),
+      this.misses.reject(route, rawReq.method ?? 'GET', rawReq.url ?? ''),
     );
   }
 

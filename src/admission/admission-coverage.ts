@@ -3,7 +3,7 @@ import { ApplicationConfig } from '@nestjs/core';
 import { BALANCER_OPTIONS } from '../config/balancer.constants';
 import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import { AdmissionInterceptor } from './admission.interceptor';
-import { unadmittedCounts, unresolvedCounts } from './admission-misses';
+import { unadmittedCounts, UnresolvedRoutes } from './admission-misses';
 import { EarlyAdmissionInstaller } from './early-admission.installer';
 import { RouteTable, type WatchedRoute } from './route-table';
 
@@ -35,6 +35,7 @@ export class AdmissionCoverage {
     private readonly table: RouteTable,
     private readonly config: ApplicationConfig,
     private readonly early: EarlyAdmissionInstaller,
+    private readonly misses: UnresolvedRoutes,
   ) {}
 
   /** Whether the global interceptor must be registered for the discovered routes. */
@@ -72,7 +73,7 @@ export class AdmissionCoverage {
     return {
       unprotected: [...this.unprotected],
       unadmitted: unadmittedCounts(),
-      unresolved: unresolvedCounts(),
+      unresolved: this.misses.report(),
     };
   }
 }

@@ -1,4 +1,4 @@
-import { Logger } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { BalancerRejection } from './admission.exceptions';
 
 /**
@@ -6,11 +6,14 @@ import { BalancerRejection } from './admission.exceptions';
  * never by function identity) and shown by `/balancer/health`; the first of each is logged.
  *
  * - unadmitted: a `@Balanced()` handler ran without admission (no layer admitted it).
- * - unresolved: a request on a watched handler that the route table could not place in a
- *   pool; admission fails closed (503 `unresolved_route`), it is never let through uncounted.
+ * - unresolved (`UnresolvedRoutes`, one per app): a request on a watched handler that the
+ *   route table could not place in a pool; admission fails closed (503 `unresolved_route`), it
+ *   is never let through uncounted.
+ *
+ * The unadmitted count is kept per process: the handler wrapper is put where the class is
+ * defined, before any app exists.
  */
 const unadmitted = new Map<string, number>();
-const unresolved = new Map<string, number>();
 const logger = new Logger('BalancerModule');
 
 export function countUnadmitted(route: string): void {
@@ -22,19 +25,6 @@ export function countUnadmitted(route: string): void {
         'passing AdmissionGuard or AdmissionInterceptor (counted in /balancer/health)',
     );
   }
-}
-
-/** Count an unresolved request of `route` and return the 503 that answers it. */
-export function unresolvedRoute(route: string, method: string, url: string): BalancerRejection {
-  const n = (unresolved.get(route) ?? 0) + 1;
-  unresolved.set(route, n);
-  if (n === 1) {
-    logger.error(
-      `${method} ${url} on ${route}: the route table places no pool for this request; ` +
-        'answered 503 unresolved_route (fail closed, counted in /balancer/health)',
-    );
-  }
-  return new UnresolvedRouteException();
 }
 
 /** 503 `unresolved_route`: admission cannot tell which pool the request is for. */
@@ -54,7 +44,26 @@ export function unadmittedCounts(): Record<string, number> {
   return Object.fromEntries(unadmitted);
 }
 
-/** Requests per route that admission could not place (`Class.method` -> count). */
-export function unresolvedCounts(): Record<string, number> {
-  return Object.fromEntries(unresolved);
+/** Requests on watched handlers that the route table could not place, for one app. */
+@Injectable()
+export class UnresolvedRoutes {
+  private readonly counts = new Map<string, number>();
+
+  /** Count an unresolved request of `route` and return the 503 that answers it. */
+  reject(route: string, method: string, url: string): BalancerRejection {
+    const n = (this.counts.get(route) ?? 0) + 1;
+    this.counts.set(route, n);
+    if (n === 1) {
+      logger.error(
+        `${method} ${url} on ${route}: the route table places no pool for this request; ` +
+          'answered 503 unresolved_route (fail closed, counted in /balancer/health)',
+      );
+    }
+    return new UnresolvedRouteException();
+  }
+
+  /** Requests per handler (`Class.method` -> count). */
+  report(): Record<string, number> {
+    return Object.fromEntries(this.counts);
+  }
 }

@@ -21,6 +21,7 @@ import { createCapacityStore } from '../storage/capacity-store.factory';
 import { CapacityStore } from '../storage/capacity-store.interface';
 import { PoolRegistry } from '../admission/pool-registry';
 import { RouteTable } from '../admission/route-table';
+import { UnresolvedRoutes } from '../admission/admission-misses';
 import { ProbeTokens } from '../admission/probe-tokens';
 import { BalancerAuthGuard } from '../dashboard/basic-auth.guard';
 import {
@@ -83,6 +84,7 @@ import { RouteDiscovery } from './route-discovery';
     },
     PoolRegistry,
     RouteTable,
+    UnresolvedRoutes,
     AdmissionGate,
     AdmissionEvents,
     ProbeTokens,
