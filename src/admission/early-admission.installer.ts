@@ -114,12 +114,25 @@ export class EarlyAdmissionInstaller {
   }
 
   private owns(method: string, path: string, pool: ResolvedPool, constraintsRoute: boolean) {
-    return !BODYLESS.has(method) && this.table.owner(method, path, constraintsRoute) === pool;
+    return (
+      this.options.earlyAdmission !== false &&
+      !BODYLESS.has(method) &&
+      this.table.owner(method, path, constraintsRoute) === pool
+    );
+  }
+
+  /** `earlyAdmission` as a function: requests it declines are admitted after the guards. */
+  private declined(req: IncomingMessage): boolean {
+    const choose = this.options.earlyAdmission;
+    return typeof choose === 'function' && !choose(req);
   }
 
   /** The startup line's account of where one route is admitted, and why. */
   private where(method: string, path: string, pool: ResolvedPool, type: string): string {
     if (BODYLESS.has(method)) return 'admitted after routing (no request body)';
+    if (this.options.earlyAdmission === false) {
+      return "admitted after the app's guards and body parsing (earlyAdmission: false); waiting bodies bounded by maxQueueBytes";
+    }
     if (!this.owns(method, path, pool, type === 'fastify')) {
       return (
         'admitted after body parsing: other routes share this method and path (header or ' +
@@ -130,7 +143,9 @@ export class EarlyAdmissionInstaller {
     if (type === 'express' && !this.mounted) {
       return 'admitted after body parsing (no adapter before the parsers); waiting bodies bounded by maxQueueBytes';
     }
-    return 'admitted before its body is read';
+    return typeof this.options.earlyAdmission === 'function'
+      ? "admitted before its body is read when earlyAdmission(req) says so, else after the app's guards"
+      : 'admitted before its body is read';
   }
 
   private installFastify(app: FastifyApp): void {
@@ -142,6 +157,7 @@ export class EarlyAdmissionInstaller {
     app.addHook('onRoute', (route) => {
       const methods = Array.isArray(route.method) ? route.method : [route.method];
       for (const m of methods) this.registered.add(`${m.toUpperCase()} ${route.url}`);
+      if (this.options.earlyAdmission === false) return;
       const pool = methods
         .map((m) => m.toUpperCase())
         .filter((m) => !BODYLESS.has(m))
@@ -149,6 +165,10 @@ export class EarlyAdmissionInstaller {
         .find((p) => p !== undefined);
       if (!pool) return;
       const hook: PreParsingHook = (request, reply, payload, done) => {
+        if (this.declined(request.raw)) {
+          done(null, payload);
+          return;
+        }
         let admitted: void | Promise<void>;
         try {
           admitted = this.early.admit(pool, request.raw, reply.raw, true);
@@ -180,6 +200,10 @@ export class EarlyAdmissionInstaller {
     const router = expressRouter(app);
     for (const pool of this.registry.all()) {
       const handler: ExpressHandler = (req, res, next) => {
+        if (this.declined(req)) {
+          next();
+          return;
+        }
         // A parser put on the Express instance before the app was created has read the body.
         const unread = !req.readableEnded && (req as { body?: unknown }).body === undefined;
         if (!unread) this.noteParsedFirst(req);
