@@ -6,6 +6,11 @@ import {
   OnApplicationShutdown,
   OnModuleDestroy,
 } from '@nestjs/common';
+import type {
+  AdaptiveStatus,
+  AdaptiveStatusSource,
+  CapacityChange,
+} from '../admission/adaptive-status';
 import { PoolRegistry, type ResolvedPool } from '../admission/pool-registry';
 import { BALANCER_OPTIONS } from '../config/balancer.constants';
 import type { ResolvedBalancerOptions } from '../config/resolve-options';
@@ -21,25 +26,6 @@ import {
 } from './adaptive-settings';
 import { CapacityController } from './capacity-controller';
 import { PoolSampler } from './pool-sampler';
-
-/** One capacity change, kept for stats and the dashboard. */
-export interface CapacityChange {
-  at: string;
-  capacity: number;
-  reason: string;
-}
-
-/** What `/balancer/stats` shows of an adaptive pool (`adaptive` of the endpoint). */
-export interface AdaptiveStatus {
-  min: number | null;
-  max: number | null;
-  interval_s: number;
-  /** This process runs the pool's controller (with Redis: one worker of all). */
-  controller: boolean;
-  reference_latency_ms: number | null;
-  /** Changes made by this process's controller, oldest first (the last 50). */
-  history: CapacityChange[];
-}
 
 const HISTORY = 50;
 /** Snapshots per interval. */
@@ -76,7 +62,7 @@ interface PoolControl {
  */
 @Injectable()
 export class AdaptiveCapacity
-  implements OnApplicationBootstrap, OnModuleDestroy, OnApplicationShutdown
+  implements OnApplicationBootstrap, OnModuleDestroy, OnApplicationShutdown, AdaptiveStatusSource
 {
   private readonly logger = new Logger('BalancerAdaptive');
   private readonly controls = new Map<string, PoolControl>();

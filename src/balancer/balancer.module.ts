@@ -33,6 +33,8 @@ import {
 import { HEALTH_EXPORTS, HEALTH_IMPORTS, HEALTH_PROVIDERS } from '../health/health.parts';
 import { PROBE_PROVIDERS } from '../probe/probe.parts';
 import { ADAPTIVE_PROVIDERS } from '../adaptive/adaptive.parts';
+import { AdaptiveCapacity } from '../adaptive/adaptive-capacity.service';
+import { ADAPTIVE_STATUS } from '../admission/adaptive-status';
 import type { BalancerModuleOptions } from '../config/balancer-options';
 import {
   BALANCER_OPTIONS,
@@ -102,6 +104,7 @@ import { RouteDiscovery } from './route-discovery';
     AdmissionCoverage,
     ...PROBE_PROVIDERS,
     ...ADAPTIVE_PROVIDERS,
+    { provide: ADAPTIVE_STATUS, useExisting: AdaptiveCapacity },
     ...HEALTH_PROVIDERS,
     ...DASHBOARD_PROVIDERS,
   ],
