@@ -104,7 +104,7 @@ function brokenLinks(file: string): string[] {
 describe('links in the Markdown docs', () => {
   it('computes GitHub anchors for the heading shapes the docs use', () => {
     expect(slug("How admission is attached (`admission: 'guard' | 'interceptor'`)")).toBe(
-      'how-admission-is-attached-one-route-table',
+      'how-admission-is-attached-admission-guard--interceptor',
     );
     expect(slug('`GET /balancer/stats`')).toBe('get-balancerstats');
     expect(slug('The startup probe (`probe_on_startup`, on by default)')).toBe(
