@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Controller, Get, Module, Query } from '@nestjs/common';
+import { request } from 'node:http';
+import { Body, Controller, Get, Module, Post, Query } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
@@ -182,6 +183,92 @@ for (const [platform, adapter] of Object.entries(ADAPTERS)) {
       assert.deepEqual(await run, { id: 'run' });
       await Promise.all(http);
       assert.equal(model.peak, 2);
+    });
+  });
+}
+
+/**
+ * Express admits before the body is read with the parsers apps write in main.ts (the balancer's
+ * step is mounted through HttpAdapterHost.init$, before them): an upload whose body has not been
+ * sent yet already waits in the queue; once sent, it is parsed and served.
+ */
+class UploadController {
+  upload(body) {
+    return model.generate(body.id);
+  }
+}
+Body()(UploadController.prototype, 'upload', 0);
+method(UploadController, 'upload', Post('upload'), Balanced({ capacity: 1 }));
+const UploadModule = Reflect.decorate(
+  [
+    Module({
+      imports: [BalancerModule.forRoot({ healthEndpoint: false, logger: false })],
+      controllers: [Reflect.decorate([Controller()], UploadController)],
+    }),
+  ],
+  class UploadModule {},
+);
+
+const PARSERS = {
+  'app.useBodyParser': (a) => a.useBodyParser('json', { limit: '10mb' }),
+  'app.use(express.json())': (a) =>
+    a.use(createRequire(import.meta.url)('express').json({ limit: '10mb' })),
+};
+
+for (const [parser, setup] of Object.entries(PARSERS)) {
+  describe(`Express on Nest 12 with ${parser}`, { timeout: 60_000 }, () => {
+    before(async () => {
+      app = await NestFactory.create(UploadModule, new ExpressAdapter(), { logger: false });
+      setup(app);
+      await app.listen(0, '127.0.0.1');
+      url = `http://127.0.0.1:${app.getHttpServer().address().port}`;
+    });
+    after(async () => {
+      model.all.open();
+      await app?.close();
+    });
+    beforeEach(() => model.reset());
+
+    it('queues an upload before its body is sent, then parses and serves it', async () => {
+      const holder = fetch(`${url}/upload`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ id: 'holder' }),
+      });
+      await arrived('/upload', 1);
+      const body = JSON.stringify({ id: 'late' });
+      const { port } = new URL(url);
+      let answer;
+      const answered = new Promise((resolve, reject) => {
+        const req = request(
+          {
+            host: '127.0.0.1',
+            port,
+            method: 'POST',
+            path: '/upload',
+            headers: { 'content-type': 'application/json', 'content-length': body.length },
+          },
+          (res) => {
+            let text = '';
+            res.on('data', (c) => (text += c));
+            res.on('end', () => resolve({ status: res.statusCode, text }));
+          },
+        );
+        req.on('error', reject);
+        req.flushHeaders();
+        answer = req;
+      });
+      // Queued with its body still in the client: admission came before any parser.
+      await until(
+        async () => (await stats('/upload')).queued === 1,
+        'the bodiless upload to queue',
+      );
+      answer.end(body);
+      model.all.open();
+      assert.equal((await holder).status, 201);
+      const late = await answered;
+      assert.equal(late.status, 201);
+      assert.deepEqual(JSON.parse(late.text), { id: 'late' });
     });
   });
 }
