@@ -66,6 +66,8 @@ export class EarlyAdmissionInstaller {
   private mounted = false;
   /** Express: a request reached admission with its body already read (logged once). */
   private parsedFirst = false;
+  /** Express: routes whose pattern the early router refused, and why. */
+  private readonly refused = new Map<string, string>();
   /** Fastify: every `METHOD url` the server registered (for the bootstrap check). */
   private readonly registered = new Set<string>();
 
@@ -139,6 +141,10 @@ export class EarlyAdmissionInstaller {
         'media-type versions, hosts, unwatched handlers) and only the matched handler tells ' +
         'which pool; waiting bodies bounded by maxQueueBytes'
       );
+    }
+    const refused = this.refused.get(`${method} ${path}`);
+    if (refused !== undefined) {
+      return `admitted after body parsing (Express's router refused the pattern: ${refused}); waiting bodies bounded by maxQueueBytes`;
     }
     if (type === 'express' && !this.mounted) {
       return 'admitted after body parsing (no adapter before the parsers); waiting bodies bounded by maxQueueBytes';
@@ -220,8 +226,13 @@ export class EarlyAdmissionInstaller {
       for (const r of pool.routes) {
         if (!this.owns(r.method, r.path, pool, false)) continue;
         const register = router[r.method === 'ALL' ? 'all' : r.method.toLowerCase()];
-        if (typeof register === 'function') {
+        if (typeof register !== 'function') continue;
+        try {
           (register as (path: string, h: ExpressHandler) => unknown).call(router, r.path, handler);
+        } catch (error) {
+          // A pattern Express's router does not take as written (Nest rewrites some wildcards
+          // for Express 5): the guard admits this route after routing instead.
+          this.refused.set(`${r.method} ${r.path}`, (error as Error).message);
         }
       }
     }

@@ -101,6 +101,14 @@ class MultiController {
     return w('multi').run(body.n);
   }
 
+  /** A legacy wildcard, which Nest rewrites for Express 5 (its router refuses `*` as written). */
+  @Post('files/*')
+  @HttpCode(200)
+  @Balanced({ capacity: 1 })
+  files(): Promise<string> {
+    return w('files').run('files');
+  }
+
   @Post('traced')
   @HttpCode(200)
   @Traced()
@@ -336,6 +344,10 @@ describe.each(PLATFORMS)('route table: shapes on %s', (platform) => {
       details: { balancer: { unadmitted: Record<string, number> } };
     };
     expect(health.details.balancer.unadmitted).toEqual({});
+  });
+
+  it('a wildcard route is capped in its own pool', async () => {
+    await capped(app.url, () => call(app.url, 'POST', '/files/a/b'), 'files', '/files/*');
   });
 
   it('host-routed controllers on one path: the watched host is capped, the other host (Express) is not', async () => {

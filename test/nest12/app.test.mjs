@@ -1,7 +1,7 @@
 // The Nest 12 leg's app and tests. run.mjs copies this file into a fresh project where the packed
 // nestjs-balancer is installed beside Nest 12, and runs it with `node --test` (Jest cannot load
 // ESM-only Nest). Plain JavaScript, so decorators are applied by hand with Reflect.decorate.
-/* global fetch */
+/* global fetch, URL */
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
