@@ -175,3 +175,47 @@ describe.each(PLATFORMS)('a watched route whose guard was stripped, on %s', (pla
     expect(logger.messages('error').filter((m) => m.includes('admission'))).toEqual([]);
   });
 });
+
+describe('the route table is checked against what Fastify registered', () => {
+  @Controller()
+  class MovedController {
+    @Post('moved')
+    @Balanced({ capacity: 1 })
+    moved(): string {
+      return 'moved';
+    }
+  }
+
+  it('names a watched route the server registered at another path (unprotected in health)', async () => {
+    const logger = new CapturingLogger();
+    // A plugin that rewrites route URLs as they are registered: the table's path is then wrong.
+    const app = await startApp('fastify', moduleWith(MovedController), {
+      logger,
+      setup: (a) =>
+        (
+          a.getHttpAdapter().getInstance() as {
+            addHook(name: 'onRoute', hook: (route: { url: string }) => void): void;
+          }
+        ).addHook('onRoute', (route) => {
+          if (route.url === '/moved') route.url = '/elsewhere/moved';
+        }),
+    });
+    try {
+      expect(logger.messages('error')).toEqual(
+        expect.arrayContaining([
+          expect.stringContaining(
+            'requests are NOT capped: POST /moved: the server registered no route at this path',
+          ),
+        ]),
+      );
+      const health = await fetch(`${app.url}/balancer/health`);
+      const body = (await health.json()) as { details: { balancer: { unprotected: string[] } } };
+      expect(health.status).toBe(503);
+      expect(body.details.balancer.unprotected).toEqual([
+        'POST /moved: the server registered no route at this path (the route table computed it)',
+      ]);
+    } finally {
+      await app.close();
+    }
+  });
+});
