@@ -2,7 +2,7 @@ import { Body, Controller, HttpCode, Module, Post, type Type } from '@nestjs/com
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
-import { request } from 'node:http';
+import { request, type ClientRequest } from 'node:http';
 import { Balanced, BalancerModule } from '../../src';
 import {
   CapturingLogger,
@@ -55,12 +55,15 @@ const SETUPS: Array<[string, StartOptions]> = [
 describe.each(SETUPS)('Express with %s', (_name, options) => {
   let app: RunningApp;
   const logger = new CapturingLogger();
+  /** The upload whose body is held back: destroyed after the test, so a failure cannot hang. */
+  let pending: ClientRequest | undefined;
 
   beforeAll(async () => {
     app = await startApp('express', UploadModule as Type, { ...options, logger });
   });
   afterAll(async () => {
     hold.open();
+    pending?.destroy();
     await app?.close();
   });
 
@@ -93,6 +96,7 @@ describe.each(SETUPS)('Express with %s', (_name, options) => {
       );
       req.on('error', reject);
       req.flushHeaders();
+      pending = req;
       send = (b) => req.end(b);
     });
     await waitFor(
