@@ -12,6 +12,7 @@
 import autocannon from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { BenchSection } from '../section';
@@ -24,6 +25,20 @@ const CONNECTIONS = 32;
 interface Sample {
   rps: number;
   p99: number;
+  /** The server process's CPU time (user + system) per request served, in microseconds. */
+  cpuUs: number;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat times (`getconf CLK_TCK`; 100 on Linux). */
+const TICKS_PER_S = 100;
+
+/** CPU time (user + system) a process has used so far, in microseconds, from /proc. */
+function cpuTimeUs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces) start at index 2 (state).
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime
+  return (ticks * 1e6) / TICKS_PER_S;
 }
 
 async function freePort(): Promise<number> {
@@ -86,7 +101,13 @@ async function startServer(
   return { port, child };
 }
 
-async function load(port: number, seconds: number): Promise<Sample> {
+async function load(
+  server: { port: number; child: ChildProcess },
+  seconds: number,
+): Promise<Sample> {
+  const { port } = server;
+  const pid = server.child.pid as number;
+  const cpuBefore = cpuTimeUs(pid);
   const result = await autocannon({
     url: `http://127.0.0.1:${port}/hello`,
     connections: CONNECTIONS,
@@ -95,9 +116,15 @@ async function load(port: number, seconds: number): Promise<Sample> {
   if (result.non2xx > 0 || result.errors > 0) {
     throw new Error(`non-2xx ${result.non2xx}, errors ${result.errors} on port ${port}`);
   }
-  return { rps: result.requests.average, p99: result.latency.p99 };
+  const cpu = cpuTimeUs(pid) - cpuBefore;
+  return {
+    rps: result.requests.average,
+    p99: result.latency.p99,
+    cpuUs: cpu / Math.max(1, result.requests.total),
+  };
 }
 
+const fmt = (x: number | null): string => (x === null ? '-' : x.toFixed(3));
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 export async function runOverheadBench(): Promise<BenchSection> {
@@ -113,6 +140,8 @@ export async function runOverheadBench(): Promise<BenchSection> {
     p99: number;
     ratio: number;
     ratioNoop: number | null;
+    ratioGuard: number | null;
+    cpuUs: number;
   }> = [];
   try {
     for (const platform of (process.env.BENCH_PLATFORMS ?? 'express,fastify').split(',')) {
@@ -120,14 +149,16 @@ export async function runOverheadBench(): Promise<BenchSection> {
       try {
         for (const v of variants) servers.set(v, await startServer(v, platform, redis.url));
         // Warm up every server (JIT, connection pools, Redis scripts).
-        for (const v of variants) await load(servers.get(v)!.port, 1);
+        for (const v of variants) await load(servers.get(v)!, 1);
         const samples = new Map<string, Sample[]>(variants.map((v) => [v, []]));
         for (let r = 0; r < ROUNDS; r++) {
-          for (const v of variants) samples.get(v)!.push(await load(servers.get(v)!.port, SECONDS));
+          for (const v of variants) samples.get(v)!.push(await load(servers.get(v)!, SECONDS));
         }
         const plainRps = median(samples.get('plain')!.map((s) => s.rps));
         const noop = samples.get('noop');
         const noopRps = noop ? median(noop.map((s) => s.rps)) : null;
+        const guard = samples.get('guard');
+        const guardRps = guard ? median(guard.map((s) => s.rps)) : null;
         for (const v of variants) {
           const s = samples.get(v)!;
           const rps = median(s.map((x) => x.rps));
@@ -138,6 +169,8 @@ export async function runOverheadBench(): Promise<BenchSection> {
             p99: median(s.map((x) => x.p99)),
             ratio: rps / plainRps,
             ratioNoop: noopRps ? rps / noopRps : null,
+            ratioGuard: guardRps ? rps / guardRps : null,
+            cpuUs: median(s.map((x) => x.cpuUs)),
           });
         }
       } finally {
@@ -154,12 +187,14 @@ export async function runOverheadBench(): Promise<BenchSection> {
     'interceptor machinery itself, which any interceptor (ours included) pays. `guard` is the',
     'same route with a guard that lets everything through, for comparison. `memory`/`redis` are',
     "@Balanced() with the default guard admission; `*-interceptor` with `admission: 'interceptor'`.",
+    "`CPU µs/req` is the server process's CPU time (user + system, from /proc) over the requests",
+    'it served in the round: far less moved by a shared machine than req/s.',
     '',
-    '| adapter | variant | req/s | p99 (ms) | ratio vs plain | ratio vs noop interceptor |',
-    '|---|---|---:|---:|---:|---:|',
+    '| adapter | variant | req/s | p99 (ms) | CPU µs/req | ratio vs plain | ratio vs guard | ratio vs noop interceptor |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
     ...rows.map(
       (r) =>
-        `| ${r.platform} | ${r.variant} | ${r.rps.toFixed(0)} | ${r.p99.toFixed(1)} | ${r.ratio.toFixed(3)} | ${r.ratioNoop === null ? '-' : r.ratioNoop.toFixed(3)} |`,
+        `| ${r.platform} | ${r.variant} | ${r.rps.toFixed(0)} | ${r.p99.toFixed(1)} | ${r.cpuUs.toFixed(0)} | ${r.ratio.toFixed(3)} | ${fmt(r.ratioGuard)} | ${fmt(r.ratioNoop)} |`,
     ),
   ].join('\n');
   return { title: 'Admission overhead (cap never reached)', markdown, data: rows };

@@ -6,6 +6,7 @@ import {
   OnApplicationShutdown,
   OnModuleDestroy,
 } from '@nestjs/common';
+import type { AdaptiveStatusSource } from '../admission/adaptive-status';
 import { PoolRegistry } from '../admission/pool-registry';
 import { BALANCER_OPTIONS } from '../config/balancer.constants';
 import type { ResolvedBalancerOptions } from '../config/resolve-options';
@@ -21,10 +22,9 @@ import {
 } from './adaptive-settings';
 import { CapacityController } from './capacity-controller';
 import { PoolSampler } from './pool-sampler';
-import { type AdaptiveStatus, type PoolControl, statusOf } from './pool-control';
+import type { AdaptiveStatus } from '../admission/adaptive-status';
+import { type PoolControl, statusOf } from './pool-control';
 import { cutShortReason } from './probe-handover';
-
-export type { AdaptiveStatus, CapacityChange } from './pool-control';
 
 const HISTORY = 50;
 /** Snapshots per interval. */
@@ -60,7 +60,7 @@ const MAX_STRETCH = 20;
  */
 @Injectable()
 export class AdaptiveCapacity
-  implements OnApplicationBootstrap, OnModuleDestroy, OnApplicationShutdown
+  implements OnApplicationBootstrap, OnModuleDestroy, OnApplicationShutdown, AdaptiveStatusSource
 {
   private readonly logger = new Logger('BalancerAdaptive');
   private readonly controls = new Map<string, PoolControl>();

@@ -9,6 +9,7 @@ import { BalancerService } from './balancer.service';
 import { QueuedBodyBytes } from './body-budget';
 import { OverloadPolicy } from './overload-policy';
 import { PoolRegistry, type ResolvedPool } from './pool-registry';
+import { RouteTable } from './route-table';
 import { ProbeTokens } from './probe-tokens';
 import type { OverloadSettings } from '../config/overload-options';
 
@@ -41,7 +42,7 @@ async function setup(pools: ResolvedPool[], capacity = 1) {
     await store.setCapacity(p.key, capacity, 'manual');
   }
   const control = new AdmissionControl(
-    registry,
+    new RouteTable(),
     store,
     new AdmissionGate(),
     new ProbeTokens(store),

@@ -12,9 +12,11 @@ import {
 import { CapacityStore, type Lease } from '../storage/capacity-store.interface';
 import { normalizePriority, normalizeTenant } from '../storage/queue-order';
 import type { PolicyAcquireOptions } from './overload-policy';
-import { PoolRegistry, type ResolvedPool, type WatchedRoute } from './pool-registry';
+import type { ResolvedPool } from './pool-registry';
+import { RouteTable, type Resolution } from './route-table';
 import { declaredBodyBytes, QueuedBodyBytes } from './body-budget';
 import { probePass, ProbeTokens } from './probe-tokens';
+import { UnresolvedRoutes } from './admission-misses';
 
 /** `Retry-After` seconds while shutting down: long enough for a load balancer to move on. */
 export const SHUTDOWN_RETRY_AFTER = 5;
@@ -31,14 +33,6 @@ interface AdapterRequest extends RawRequest {
   route?: { path?: unknown };
   /** Fastify: the matched route's options. */
   routeOptions?: { url?: unknown };
-}
-
-/** A request that admission applies to: its route and pool, and the raw Node request/response. */
-export interface AdmissionTarget {
-  route: WatchedRoute;
-  pool: ResolvedPool;
-  rawReq: IncomingMessage;
-  raw: ServerResponse;
 }
 
 /** What `admit()` needs: the pool, the request (as Nest and as Node see it), the raw response. */
@@ -60,21 +54,23 @@ export interface AdmissionRequest {
 @Injectable()
 export class AdmissionControl {
   constructor(
-    private readonly registry: PoolRegistry,
+    private readonly table: RouteTable,
     @Inject(CapacityStore) private readonly store: CapacityStore,
     private readonly gate: AdmissionGate,
     private readonly tokens: ProbeTokens,
     private readonly events: AdmissionEvents,
     private readonly bodies: QueuedBodyBytes,
+    private readonly misses: UnresolvedRoutes = new UnresolvedRoutes(),
   ) {}
 
   /**
-   * The raw request and response of an HTTP context, and the watched route it is on (`route`
-   * is `undefined` for a route no pool watches: one map lookup by controller class).
+   * The raw request and response of an HTTP context, and the route it is on in the route table
+   * (`null` for a route no pool watches, `UNRESOLVED` when the table cannot place it; usually
+   * two map lookups by controller class and handler name).
    */
   match(context: ExecutionContext):
     | {
-        route: WatchedRoute | undefined;
+        route: Resolution;
         rawReq: IncomingMessage;
         raw: ServerResponse;
         req: RawRequest;
@@ -88,7 +84,7 @@ export class AdmissionControl {
     const rawReq = (req.raw ?? req) as IncomingMessage;
     const reply = context.getArgByIndex<ServerResponse | { raw: ServerResponse }>(1);
     const raw: ServerResponse = 'raw' in reply ? reply.raw : reply;
-    const route = this.registry.forRequest(
+    const route = this.table.resolve(
       context.getClass(),
       context.getHandler().name,
       req,
@@ -96,6 +92,18 @@ export class AdmissionControl {
       rawReq.method ?? 'GET',
     );
     return { route, rawReq, raw, req };
+  }
+
+  /**
+   * A request on a watched handler the route table cannot place: counted and logged, answered
+   * 503 `unresolved_route` with `Retry-After` (fail closed, never an uncounted pass-through).
+   */
+  unresolved(context: ExecutionContext, rawReq: IncomingMessage, raw: ServerResponse): unknown {
+    const cls = (context.getClass() as { name?: string }).name ?? 'controller';
+    const route = `${cls}.${context.getHandler().name}`;
+    return withRetryAfter(raw, () =>
+      this.misses.reject(route, rawReq.method ?? 'GET', rawReq.url ?? ''),
+    );
   }
 
   /**

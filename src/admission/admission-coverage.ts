@@ -1,26 +1,29 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { GUARDS_METADATA } from '@nestjs/common/constants';
 import { ApplicationConfig } from '@nestjs/core';
 import { BALANCER_OPTIONS } from '../config/balancer.constants';
 import type { ResolvedBalancerOptions } from '../config/resolve-options';
-import { AdmissionGuard } from './admission.guard';
 import { AdmissionInterceptor } from './admission.interceptor';
-import { isAdmissionWrapper, unadmittedCalls } from './handler-wrapper';
-import { PoolRegistry, type WatchedRoute } from './pool-registry';
+import { unadmittedCounts, UnresolvedRoutes } from './admission-misses';
+import { EarlyAdmissionInstaller } from './early-admission.installer';
+import { RouteTable, type WatchedRoute } from './route-table';
 
 /** What `/balancer/health` says about admission coverage. */
 export interface AdmissionCoverageReport {
   /** Watched routes that do not carry admission (`GET /predict (Api.predict): why`). */
   unprotected: string[];
-  /** Requests that reached a watched handler without admission, per route. */
+  /** Requests that reached a watched handler without admission, per handler (`Api.predict`). */
   unadmitted: Record<string, number>;
+  /** Requests on watched handlers the route table could not place (answered 503), per handler. */
+  unresolved: Record<string, number>;
 }
 
 /**
  * Fail loud, never open: after the routes are registered, checks that every watched route
- * really carries admission (a `@Balanced()` route its guard and method wrapper; an
- * `endpoints`-only route the global interceptor) and logs an error naming any it could not
- * protect. Health reports both those and requests that reached a handler without admission.
+ * really carries admission (a `@Balanced()` route `AdmissionGuard`, found in the route's guard
+ * metadata; any other watched route the global interceptor) and, on Fastify, that the server
+ * registered it at the path the route table computed. Logs an error naming any route it could
+ * not protect. Health reports those, requests that reached a handler without admission, and
+ * requests that could not be placed.
  */
 @Injectable()
 export class AdmissionCoverage {
@@ -29,13 +32,15 @@ export class AdmissionCoverage {
 
   constructor(
     @Inject(BALANCER_OPTIONS) private readonly options: ResolvedBalancerOptions,
-    private readonly registry: PoolRegistry,
+    private readonly table: RouteTable,
     private readonly config: ApplicationConfig,
+    private readonly early: EarlyAdmissionInstaller,
+    private readonly misses: UnresolvedRoutes,
   ) {}
 
   /** Whether the global interceptor must be registered for the discovered routes. */
   needsInterceptor(): boolean {
-    const routes = this.registry.routes();
+    const routes = this.table.watched();
     return this.options.admission === 'interceptor'
       ? routes.length > 0
       : routes.some((r) => !r.decorated);
@@ -47,9 +52,16 @@ export class AdmissionCoverage {
       .getGlobalInterceptors()
       .some((i) => i instanceof AdmissionInterceptor);
     this.unprotected = [];
-    for (const route of this.registry.routes()) {
-      const why = this.gap(route, interceptor);
-      if (why) this.unprotected.push(`${describe(route)}: ${why}`);
+    const routes = this.table.watched();
+    for (const route of routes) {
+      if ((!route.decorated || this.options.admission === 'interceptor') && !interceptor) {
+        this.unprotected.push(`${describe(route)}: AdmissionInterceptor is not registered`);
+      }
+    }
+    for (const missing of this.early.unregistered(routes) ?? []) {
+      this.unprotected.push(
+        `${missing}: the server registered no route at this path (the route table computed it)`,
+      );
     }
     for (const line of this.unprotected) {
       this.logger.error(`watched route without admission, requests are NOT capped: ${line}`);
@@ -58,31 +70,12 @@ export class AdmissionCoverage {
   }
 
   report(): AdmissionCoverageReport {
-    const unadmitted: Record<string, number> = {};
-    for (const route of this.registry.routes()) {
-      if (!route.decorated) continue;
-      const n = unadmittedCalls(handlerOf(route));
-      if (n > 0) unadmitted[describe(route)] = n;
-    }
-    return { unprotected: [...this.unprotected], unadmitted };
+    return {
+      unprotected: [...this.unprotected],
+      unadmitted: unadmittedCounts(),
+      unresolved: this.misses.report(),
+    };
   }
-
-  private gap(route: WatchedRoute, interceptor: boolean): string | undefined {
-    if (!route.decorated || this.options.admission === 'interceptor') {
-      return interceptor ? undefined : 'AdmissionInterceptor is not registered';
-    }
-    const handler = handlerOf(route);
-    if (!isAdmissionWrapper(handler)) return 'the handler is not the @Balanced() method wrapper';
-    const guards = [
-      ...((Reflect.getMetadata(GUARDS_METADATA, route.controller) as unknown[]) ?? []),
-      ...((Reflect.getMetadata(GUARDS_METADATA, handler as object) as unknown[]) ?? []),
-    ];
-    return guards.includes(AdmissionGuard) ? undefined : 'AdmissionGuard is not on the route';
-  }
-}
-
-function handlerOf(route: WatchedRoute): unknown {
-  return (route.controller as { prototype?: Record<string, unknown> }).prototype?.[route.name];
 }
 
 function describe(route: WatchedRoute): string {

@@ -3,6 +3,7 @@ import { BALANCER_OPTIONS } from '../config/balancer.constants';
 import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import { AdmissionControl } from './admission-control';
 import { admissionOf, attachAdmission, markPassed } from './admission-state';
+import { UNRESOLVED } from './route-table';
 
 /**
  * Admission control for `@Balanced()` routes (the decorator puts this guard on them, after the
@@ -11,7 +12,8 @@ import { admissionOf, attachAdmission, markPassed } from './admission-state';
  * marks when the handler runs and settles, and the slot goes back exactly once when the handler
  * is done (or was never entered) AND the response is done.
  *
- * A request admitted earlier (early admission, before body parsing) is not admitted again.
+ * A request admitted earlier (early admission, before body parsing) is not admitted again; one
+ * the route table cannot place fails closed (503 `unresolved_route`, counted in health).
  * With `admission: 'interceptor'` it lets every request through to `AdmissionInterceptor`.
  */
 @Injectable()
@@ -29,6 +31,7 @@ export class AdmissionGuard implements CanActivate {
     const match = this.control.match(context);
     if (!match || this.byInterceptor || admissionOf(match.rawReq)) return true;
     const { route, rawReq, raw } = match;
+    if (route === UNRESOLVED) throw this.control.unresolved(context, rawReq, raw);
     if (!route || this.control.isProbe(route.pool.key, match.req)) {
       markPassed(rawReq);
       return true;

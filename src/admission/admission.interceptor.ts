@@ -12,6 +12,7 @@ import {
   type AdmissionState,
 } from './admission-state';
 import { ClientClosedRequestException } from './admission.exceptions';
+import { UNRESOLVED } from './route-table';
 
 /**
  * Admission control as a global interceptor, for routes watched only through `endpoints`
@@ -36,9 +37,11 @@ export class AdmissionInterceptor implements NestInterceptor {
     next: CallHandler,
   ): Observable<unknown> | Promise<Observable<unknown>> {
     const match = this.control.match(context);
-    // `@Balanced()` routes are the guard's unless admission is 'interceptor'.
-    if (!match?.route || (!this.all && match.route.decorated)) return next.handle();
+    if (!match?.route) return next.handle();
     const { route, rawReq, raw } = match;
+    if (route === UNRESOLVED) throw this.control.unresolved(context, rawReq, raw);
+    // `@Balanced()` routes are the guard's unless admission is 'interceptor'.
+    if (!this.all && route.decorated) return next.handle();
     const earlier = admissionOf(rawReq);
     if (earlier) return this.run(earlier, next);
     if (this.control.isProbe(route.pool.key, match.req)) {

@@ -39,6 +39,7 @@ export function Balanced(options: BalancedOptions = {}): ClassDecorator & Method
   return ((target: object, key?: string | symbol, descriptor?: PropertyDescriptor) => {
     if (descriptor && key !== undefined) {
       SetMetadata(BALANCED_METADATA, options)(target, key, descriptor);
+      if (typeof key === 'string') declare(target, key, options);
       const wrapped =
         typeof key === 'string' ? wrapForAdmission(target, key, descriptor) : undefined;
       const next = wrapped ?? descriptor;
@@ -54,6 +55,29 @@ export function Balanced(options: BalancedOptions = {}): ClassDecorator & Method
     UseGuards(AdmissionGuard)(target as () => void);
     return undefined;
   }) as ClassDecorator & MethodDecorator;
+}
+
+/** `@Balanced()` options by prototype and method name, where the decorator was written. */
+const declared = new WeakMap<object, Map<string, BalancedOptions>>();
+
+function declare(proto: object, key: string, options: BalancedOptions): void {
+  let methods = declared.get(proto);
+  if (!methods) declared.set(proto, (methods = new Map()));
+  methods.set(key, options);
+}
+
+/**
+ * The options a method-level `@Balanced()` was given for `proto[key]` (or the nearest parent
+ * declaring it): route discovery finds a watched route by this even when a decorator written
+ * above `@Balanced()` replaced the method without copying its metadata.
+ */
+export function declaredBalanced(proto: object, key: string): BalancedOptions | undefined {
+  for (let p: object | null = proto; p && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
+    const found = declared.get(p)?.get(key);
+    if (found) return found;
+    if (Object.prototype.hasOwnProperty.call(p, key)) return undefined;
+  }
+  return undefined;
 }
 
 /**

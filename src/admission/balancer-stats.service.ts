@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { AdaptiveCapacity, type AdaptiveStatus } from '../adaptive/adaptive-capacity.service';
+import { ADAPTIVE_STATUS, type AdaptiveStatus, type AdaptiveStatusSource } from './adaptive-status';
 import { hostname } from 'node:os';
 import { AdmissionGate } from './admission-gate';
 import { QueuedBodyBytes } from './body-budget';
@@ -96,7 +96,7 @@ export class BalancerStatsService {
     private readonly registry: PoolRegistry,
     private readonly gate: AdmissionGate,
     private readonly bodies: QueuedBodyBytes,
-    private readonly adaptive: AdaptiveCapacity,
+    @Inject(ADAPTIVE_STATUS) private readonly adaptive: AdaptiveStatusSource,
   ) {}
 
   /**

@@ -10,6 +10,7 @@ import {
 import { BalancerPoolNotFoundError, BalancerService } from './balancer.service';
 import { QueuedBodyBytes } from './body-budget';
 import { PoolRegistry, type ResolvedPool } from './pool-registry';
+import { RouteTable } from './route-table';
 import { ProbeTokens } from './probe-tokens';
 
 function pool(key: string, queueTimeoutMs = 30_000, maxQueue = 100): ResolvedPool {
@@ -37,7 +38,7 @@ async function setup(pools: ResolvedPool[], capacity = 2) {
     await store.setCapacity(p.key, capacity, 'manual');
   }
   const control = new AdmissionControl(
-    registry,
+    new RouteTable(),
     store,
     gate,
     new ProbeTokens(store),

@@ -1,10 +1,12 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
+import { createRequire } from 'node:module';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BALANCER_OPTIONS } from '../config/balancer.constants';
 import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import { EarlyAdmission } from './early-admission';
-import { PoolRegistry, type PoolRoute, type ResolvedPool } from './pool-registry';
+import { PoolRegistry, type ResolvedPool } from './pool-registry';
+import { RouteTable } from './route-table';
 
 /**
  * Methods whose requests carry no body: nothing to keep out of memory, so the guard (or
@@ -12,14 +14,14 @@ import { PoolRegistry, type PoolRoute, type ResolvedPool } from './pool-registry
  */
 const BODYLESS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-/** Names body-parser gives its middleware (Nest's own parsers, `app.useBodyParser`, `express.json()`). */
-const BODY_PARSER_NAMES = new Set(['jsonParser', 'urlencodedParser', 'textParser', 'rawParser']);
-
 type Next = (error?: unknown) => void;
 type ExpressHandler = (req: IncomingMessage, res: ServerResponse, next: Next) => void;
-interface ExpressApp {
-  router?: { stack?: Array<{ name?: string; handle?: { name?: string } }> };
+interface ExpressRouter extends ExpressHandler {
   [verb: string]: unknown;
+}
+interface ExpressApp {
+  use(handler: ExpressHandler): unknown;
+  get(setting: string): unknown;
 }
 type PreParsingHook = (
   request: { raw: IncomingMessage },
@@ -39,78 +41,120 @@ interface BodyParserAdapter {
   useBodyParser?(type: string, rawBody: boolean, options: Record<string, unknown>): unknown;
 }
 
-/** Where admission sits relative to body parsing, per watched route. */
-export type AdmissionPoint = 'before-body' | 'after-body';
-
 /**
- * Puts early admission on the watched routes when the server allows it; called from
- * `BalancerModule.configure()`, after discovery and before Nest registers middleware and routes.
+ * Admission before the body is read, on the watched routes that own their method and path
+ * (`RouteTable.owner`), one mechanism per adapter:
  *
- * - Fastify: a `preParsing` hook (runs after `onRequest` hooks and Nest middleware, before the
- *   content-type parser), put by an `onRoute` hook on the watched routes only (pool by closure).
- * - Express: body parsers registered before the modules are configured (Nest's own, on by
- *   default; `app.useBodyParser()`; `app.use(express.json())` in `main.ts`) have already read the
- *   body, so admission stays with the guard and `maxQueueBytes` bounds the waiting bodies. With
- *   `NestFactory.create(AppModule, { bodyParser: false })`, a route-level middleware per watched
- *   route admits first; with the `bodyParser` option the balancer then registers the JSON and
- *   urlencoded parsers after it.
- * - Both: routes of different pools that share a method and path (header- or media-type-versioned
- *   routes) are left to the guard or interceptor, which admit after routing (and parsing) into
- *   the pool of the handler that matched.
+ * - Fastify: a `preParsing` hook on those routes (put by an `onRoute` hook; runs after routing,
+ *   `onRequest` hooks and Nest middleware, before the content-type parser). Fastify routes host
+ *   and version constraints itself, so constrained routes get it too.
+ * - Express: one application-level step, mounted through the public `HttpAdapterHost.init$` as
+ *   soon as Nest sets the adapter, so before the body parsers Nest registers in `init()`,
+ *   `app.useBodyParser()` and `app.use(express.json())` in `main.ts`. Requests without a body
+ *   pass on at once; the rest go through an Express router holding the owned routes. Routes
+ *   under a host or a header / media-type version are left to the guard (the path alone does
+ *   not route them on Express).
+ *
+ * Every other watched route is admitted by the guard (or interceptor) after routing.
  */
 @Injectable()
 export class EarlyAdmissionInstaller {
   private readonly logger = new Logger('BalancerModule');
+  /** Express: the router of owned routes, set once the routes are known. */
+  private router?: ExpressRouter;
+  /** Express: the application-level step is mounted (the adapter was set before parsers). */
+  private mounted = false;
+  /** Express: a request reached admission with its body already read (logged once). */
+  private parsedFirst = false;
+  /** Express: routes whose pattern the early router refused, and why. */
+  private readonly refused = new Map<string, string>();
+  /** Fastify: every `METHOD url` the server registered (for the bootstrap check). */
+  private readonly registered = new Set<string>();
 
   constructor(
     @Inject(BALANCER_OPTIONS) private readonly options: ResolvedBalancerOptions,
     private readonly adapterHost: HttpAdapterHost,
     private readonly registry: PoolRegistry,
+    private readonly table: RouteTable,
     private readonly early: EarlyAdmission,
-  ) {}
-
-  install(): AdmissionPoint | null {
-    const adapter = this.adapterHost.httpAdapter;
-    if (!adapter) return null;
-    const type = adapter.getType();
-    let point: AdmissionPoint;
-    if (type === 'fastify') point = this.installFastify(adapter.getInstance<FastifyApp>());
-    else if (type === 'express') point = this.installExpress(adapter.getInstance<ExpressApp>());
-    else return null;
-    for (const pool of this.registry.all()) {
-      for (const r of pool.routes) {
-        this.log('log', `${r.method} ${r.path}: ${this.where(r, pool, point)}`);
-      }
-    }
-    return point;
+  ) {
+    // `init$` replays: it fires now when the adapter is already set (NestFactory.create), or
+    // when it is set later (`Test...compile()` then `createNestApplication()`), in both cases
+    // before Nest or `main.ts` registers a body parser.
+    adapterHost.init$?.subscribe(() => this.mountExpress());
   }
 
-  /** The startup line's account of where one route is admitted, and why. */
-  private where(route: PoolRoute, pool: ResolvedPool, point: AdmissionPoint): string {
-    if (BODYLESS.has(route.method)) return 'admitted after routing (no request body)';
-    if (point === 'after-body') {
-      return 'admitted after body parsing (the app parses bodies first); waiting bodies bounded by maxQueueBytes';
+  /** Put early admission on the owned watched routes; `false` when the adapter has none. */
+  install(): boolean {
+    const adapter = this.adapterHost.httpAdapter;
+    if (!adapter) return false;
+    const type = adapter.getType();
+    if (type === 'fastify') this.installFastify(adapter.getInstance<FastifyApp>());
+    else if (type === 'express') this.installExpress(adapter.getInstance<ExpressApp>());
+    else return false;
+    for (const pool of this.registry.all()) {
+      for (const r of pool.routes) {
+        this.log('log', `${r.method} ${r.path}: ${this.where(r.method, r.path, pool, type)}`);
+      }
     }
-    if (!this.ownedBy(route.method, route.path, pool)) {
-      return (
-        'admitted after body parsing: routes of different pools share this method and path ' +
-        '(header or media-type versions), and only the matched handler tells which pool; ' +
-        'waiting bodies bounded by maxQueueBytes'
-      );
-    }
-    return 'admitted before its body is read';
+    return true;
   }
 
   /**
-   * Whether requests to `method path` can only be for `pool`. Not so when routes of different
-   * pools share the method and path (header or media-type versions): before routing picks the
-   * handler nothing tells which pool a request is for, so the guard admits those after parsing.
+   * Fastify: watched routes the server did not register at the path the table computed (their
+   * early admission would never run); `undefined` on other adapters (no public route list).
    */
-  private ownedBy(method: string, path: string, pool: ResolvedPool): boolean {
-    return this.registry.forRoute(method, path)?.pool === pool;
+  unregistered(routes: Array<{ method: string; path: string }>): string[] | undefined {
+    if (this.adapterHost.httpAdapter?.getType() !== 'fastify') return undefined;
+    return routes
+      .filter(
+        (r) =>
+          !this.registered.has(`${r.method} ${r.path}`) &&
+          !(r.method === 'ALL' && this.registered.has(`GET ${r.path}`)),
+      )
+      .map((r) => `${r.method} ${r.path}`);
   }
 
-  private installFastify(app: FastifyApp): AdmissionPoint {
+  private owns(method: string, path: string, pool: ResolvedPool, constraintsRoute: boolean) {
+    return (
+      this.options.earlyAdmission !== false &&
+      !BODYLESS.has(method) &&
+      this.table.owner(method, path, constraintsRoute) === pool
+    );
+  }
+
+  /** `earlyAdmission` as a function: requests it declines are admitted after the guards. */
+  private declined(req: IncomingMessage): boolean {
+    const choose = this.options.earlyAdmission;
+    return typeof choose === 'function' && !choose(req);
+  }
+
+  /** The startup line's account of where one route is admitted, and why. */
+  private where(method: string, path: string, pool: ResolvedPool, type: string): string {
+    if (BODYLESS.has(method)) return 'admitted after routing (no request body)';
+    if (this.options.earlyAdmission === false) {
+      return "admitted after the app's guards and body parsing (earlyAdmission: false); waiting bodies bounded by maxQueueBytes";
+    }
+    if (!this.owns(method, path, pool, type === 'fastify')) {
+      return (
+        'admitted after body parsing: other routes share this method and path (header or ' +
+        'media-type versions, hosts, unwatched handlers) and only the matched handler tells ' +
+        'which pool; waiting bodies bounded by maxQueueBytes'
+      );
+    }
+    const refused = this.refused.get(`${method} ${path}`);
+    if (refused !== undefined) {
+      return `admitted after body parsing (Express's router refused the pattern: ${refused}); waiting bodies bounded by maxQueueBytes`;
+    }
+    if (type === 'express' && !this.mounted) {
+      return 'admitted after body parsing (no adapter before the parsers); waiting bodies bounded by maxQueueBytes';
+    }
+    return typeof this.options.earlyAdmission === 'function'
+      ? "admitted before its body is read when earlyAdmission(req) says so, else after the app's guards"
+      : 'admitted before its body is read';
+  }
+
+  private installFastify(app: FastifyApp): void {
     if (this.options.bodyParser) {
       this.log('log', 'bodyParser option ignored on Fastify: it reads bodies after admission');
     }
@@ -118,16 +162,22 @@ export class EarlyAdmissionInstaller {
     // is taken without a promise.
     app.addHook('onRoute', (route) => {
       const methods = Array.isArray(route.method) ? route.method : [route.method];
-      const watched = methods
-        .filter((m) => !BODYLESS.has(m.toUpperCase()))
-        .map((m) => this.registry.forRoute(m, route.url))
-        .find((r) => r !== undefined);
-      if (!watched) return;
-      const pool = watched.pool;
+      for (const m of methods) this.registered.add(`${m.toUpperCase()} ${route.url}`);
+      if (this.options.earlyAdmission === false) return;
+      const pool = methods
+        .map((m) => m.toUpperCase())
+        .filter((m) => !BODYLESS.has(m))
+        .map((m) => this.table.owner(m, route.url, true))
+        .find((p) => p !== undefined);
+      if (!pool) return;
       const hook: PreParsingHook = (request, reply, payload, done) => {
+        if (this.declined(request.raw)) {
+          done(null, payload);
+          return;
+        }
         let admitted: void | Promise<void>;
         try {
-          admitted = this.early.admit(pool, request.raw, reply.raw);
+          admitted = this.early.admit(pool, request.raw, reply.raw, true);
         } catch (error) {
           done(error);
           return;
@@ -138,28 +188,34 @@ export class EarlyAdmissionInstaller {
       const before = route.preParsing;
       route.preParsing = before === undefined ? [hook] : [...[before].flat(), hook];
     });
-    return 'before-body';
   }
 
-  private installExpress(app: ExpressApp): AdmissionPoint {
-    const parsers = (app.router?.stack ?? []).filter((l) =>
-      BODY_PARSER_NAMES.has(l.name ?? l.handle?.name ?? ''),
-    );
-    if (parsers.length > 0) {
-      if (this.options.bodyParser) {
-        this.log(
-          'warn',
-          'bodyParser option ignored: the app already parses bodies; create it with ' +
-            '{ bodyParser: false } to admit requests before their bodies are read',
-        );
-      }
-      return 'after-body';
-    }
+  /** The application-level step: body-less requests pass at once, the rest meet the router. */
+  private mountExpress(): void {
+    const adapter = this.adapterHost.httpAdapter;
+    if (this.mounted || adapter?.getType() !== 'express') return;
+    this.mounted = true;
+    adapter.getInstance<ExpressApp>().use((req, res, next) => {
+      const router = this.router;
+      if (router === undefined || BODYLESS.has(req.method ?? 'GET')) next();
+      else router(req, res, next);
+    });
+  }
+
+  private installExpress(app: ExpressApp): void {
+    const router = expressRouter(app);
     for (const pool of this.registry.all()) {
       const handler: ExpressHandler = (req, res, next) => {
+        if (this.declined(req)) {
+          next();
+          return;
+        }
+        // A parser put on the Express instance before the app was created has read the body.
+        const unread = !req.readableEnded && (req as { body?: unknown }).body === undefined;
+        if (!unread) this.noteParsedFirst(req);
         let admitted: void | Promise<void>;
         try {
-          admitted = this.early.admit(pool, req, res);
+          admitted = this.early.admit(pool, req, res, unread);
         } catch (error) {
           next(error);
           return;
@@ -168,14 +224,19 @@ export class EarlyAdmissionInstaller {
         else admitted.then(() => next(), next);
       };
       for (const r of pool.routes) {
-        if (BODYLESS.has(r.method) || !this.ownedBy(r.method, r.path, pool)) continue;
-        const verb = r.method === 'ALL' ? 'all' : r.method.toLowerCase();
-        const register = app[verb];
-        if (typeof register === 'function') {
-          (register as (path: string, h: ExpressHandler) => unknown).call(app, r.path, handler);
+        if (!this.owns(r.method, r.path, pool, false)) continue;
+        const register = router[r.method === 'ALL' ? 'all' : r.method.toLowerCase()];
+        if (typeof register !== 'function') continue;
+        try {
+          (register as (path: string, h: ExpressHandler) => unknown).call(router, r.path, handler);
+        } catch (error) {
+          // A pattern Express's router does not take as written (Nest rewrites some wildcards
+          // for Express 5): the guard admits this route after routing instead.
+          this.refused.set(`${r.method} ${r.path}`, (error as Error).message);
         }
       }
     }
+    if (this.mounted) this.router = router;
     const parser = this.options.bodyParser;
     if (parser) {
       const adapter = this.adapterHost.httpAdapter as unknown as BodyParserAdapter;
@@ -185,10 +246,35 @@ export class EarlyAdmissionInstaller {
         extended: true,
       });
     }
-    return 'before-body';
+  }
+
+  private noteParsedFirst(req: IncomingMessage): void {
+    if (this.parsedFirst) return;
+    this.parsedFirst = true;
+    this.log(
+      'warn',
+      `${req.method} ${req.url}: the body was read before admission (a parser on the Express ` +
+        'instance passed to ExpressAdapter?); such requests are admitted with their bodies in ' +
+        'memory, bounded by maxQueueBytes',
+    );
   }
 
   private log(level: 'log' | 'warn', message: string): void {
     if (this.options.logger) this.logger[level](message);
   }
+}
+
+/**
+ * A router of the Express that `@nestjs/platform-express` uses (resolved from that package, as
+ * the adapter itself does), with the application's case and strictness settings.
+ */
+function expressRouter(app: ExpressApp): ExpressRouter {
+  const fromAdapter = createRequire(require.resolve('@nestjs/platform-express'));
+  const express = fromAdapter('express') as {
+    Router(options: { caseSensitive?: boolean; strict?: boolean }): ExpressRouter;
+  };
+  return express.Router({
+    caseSensitive: app.get('case sensitive routing') === true,
+    strict: app.get('strict routing') === true,
+  });
 }

@@ -21,8 +21,9 @@ import { ProbeTokens } from './probe-tokens';
 const LIVENESS_MS = 1000;
 
 /**
- * Admission before the body is read (Fastify's `preParsing` hook; on Express a route-level
- * middleware ahead of the body parsers). Same gate, queue and rejections as the guard
+ * Admission before the body is read (Fastify's `preParsing` hook; on Express an application
+ * step ahead of the body parsers). `bodyUnread` is `false` when a parser ran first anyway: the
+ * body then counts against `maxQueueBytes` while it waits. Same gate, queue and rejections as the guard
  * (`AdmissionControl`); the admission is left on the raw request as an `AdmissionState`, where
  * the guard, interceptor and handler wrapper find it and do not admit again.
  */
@@ -41,13 +42,18 @@ export class EarlyAdmission {
    * request whose body was not read is answered at once and then closes lingering
    * (`lingerAfterResponse`).
    */
-  admit(pool: ResolvedPool, req: IncomingMessage, res: ServerResponse): void | Promise<void> {
+  admit(
+    pool: ResolvedPool,
+    req: IncomingMessage,
+    res: ServerResponse,
+    bodyUnread: boolean,
+  ): void | Promise<void> {
     if (admissionOf(req)) return;
     const probe = req.headers[PROBE_HEADER];
     if (probe !== undefined && this.tokens.accepts(pool.key, probe)) return;
     let admitted: Lease | Promise<Lease>;
     try {
-      admitted = this.control.admit({ pool, req, rawReq: req, raw: res, bodyUnread: true });
+      admitted = this.control.admit({ pool, req, rawReq: req, raw: res, bodyUnread });
     } catch (error) {
       throw answerUnread(error, req, res, this.options.bodyLingerMs);
     }

@@ -1,9 +1,10 @@
-import { Logger, Req } from '@nestjs/common';
+import { Req } from '@nestjs/common';
 import { PARAMTYPES_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
 import type { IncomingMessage } from 'node:http';
 import { isObservable } from 'rxjs';
 import { finalize } from 'rxjs/operators';
 import { ClientClosedRequestException } from './admission.exceptions';
+import { countUnadmitted } from './admission-misses';
 import { admissionOf, handlerEntered, handlerSettled, wasPassed } from './admission-state';
 
 /**
@@ -14,15 +15,6 @@ import { admissionOf, handlerEntered, handlerSettled, wasPassed } from './admiss
 export const ADMISSION_WRAPPER_METADATA = 'nestjs-balancer:admission-wrapper';
 
 type Method = (this: unknown, ...args: unknown[]) => unknown;
-
-/** Calls of a wrapper that reached the handler without admission (see `unadmittedCalls`). */
-const unadmitted = new WeakMap<object, number>();
-const logger = new Logger('BalancerModule');
-
-/** How many HTTP requests reached `handler` (a `@Balanced()` wrapper) without admission. */
-export function unadmittedCalls(handler: unknown): number {
-  return typeof handler === 'function' ? (unadmitted.get(handler) ?? 0) : 0;
-}
 
 /** `true` when `handler` is (or keeps the metadata of) a `@Balanced()` method wrapper. */
 export function isAdmissionWrapper(handler: unknown): boolean {
@@ -58,6 +50,7 @@ export function wrapForAdmission(
     ...Object.values(args).map((a) => a.index + 1),
   );
 
+  const route = `${(ctor as { name?: string }).name ?? 'controller'}.${key}`;
   const wrapper = {
     [key](this: unknown, ...all: unknown[]): unknown {
       const req = all[hidden] as (IncomingMessage & { raw?: IncomingMessage }) | undefined;
@@ -66,7 +59,7 @@ export function wrapForAdmission(
       const raw = req && typeof req === 'object' ? (req.raw ?? req) : undefined;
       const state = raw?.headers ? admissionOf(raw) : undefined;
       if (!state) {
-        if (raw?.headers && !wasPassed(raw)) countUnadmitted(wrapper, ctor, key);
+        if (raw?.headers && !wasPassed(raw)) countUnadmitted(route);
         return original.apply(this, callArgs);
       }
       // The connection closed after admission and the slot is already back: don't start work.
@@ -93,18 +86,6 @@ export function wrapForAdmission(
   Reflect.defineMetadata(ADMISSION_WRAPPER_METADATA, hidden, wrapper);
   Req()(proto, key, hidden);
   return { ...descriptor, value: wrapper };
-}
-
-function countUnadmitted(wrapper: Method, ctor: object, key: string): void {
-  const n = (unadmitted.get(wrapper) ?? 0) + 1;
-  unadmitted.set(wrapper, n);
-  if (n === 1) {
-    const cls = (ctor as { name?: string }).name ?? 'controller';
-    logger.error(
-      `${cls}.${key} ran without admission: a watched request reached the handler without ` +
-        'passing AdmissionGuard or AdmissionInterceptor (counted in /balancer/health)',
-    );
-  }
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import { normalizePath } from '../config/resolve-options';
 import type { OverloadPolicy } from './overload-policy';
 
 export interface PoolRoute {
@@ -52,90 +51,17 @@ export interface ResolvedPool {
   probeStatus: PoolProbeStatus;
 }
 
-/** One watched route: where it is served and which pool admits it. */
-export interface WatchedRoute extends PoolRoute {
-  /** The controller class Nest instantiated (`context.getClass()`). */
-  controller: object;
-  /** Name of the handler method (`context.getHandler().name`, kept by wrappers). */
-  name: string;
-  pool: ResolvedPool;
-  /** `true` when the route carries `@Balanced()` (guard + method wrapper); `false` when it is
-   * watched only through `endpoints` (the global interceptor admits it). */
-  decorated: boolean;
-}
-
 /**
- * Watched routes, filled once at bootstrap by route discovery. A request's route is found from
- * data that survives handler wrappers (tracing and APM instrumentation replace the function
- * Nest calls): the controller class and method name, and, when one method serves several paths,
- * the path the HTTP adapter matched. Never by function identity.
+ * The pools of this app, filled once at bootstrap by route discovery (which routes use which
+ * pool is the `RouteTable`'s).
  */
 @Injectable()
 export class PoolRegistry {
-  private readonly byClass = new Map<object, Map<string, WatchedRoute[]>>();
-  private readonly byRoute = new Map<string, WatchedRoute>();
-  /** `METHOD path` served by routes of different pools (e.g. header-versioned): no route. */
-  private readonly shared = new Set<string>();
   private readonly pools = new Map<string, ResolvedPool>();
-  private readonly list: WatchedRoute[] = [];
 
-  register(route: WatchedRoute): void {
-    this.pools.set(route.pool.key, route.pool);
-    this.list.push(route);
-    let methods = this.byClass.get(route.controller);
-    if (!methods) this.byClass.set(route.controller, (methods = new Map()));
-    const same = methods.get(route.name);
-    if (same) same.push(route);
-    else methods.set(route.name, [route]);
-    const key = `${route.method} ${route.path}`;
-    const before = this.byRoute.get(key);
-    if (before && before.pool !== route.pool) this.shared.add(key);
-    this.byRoute.set(key, route);
-  }
-
-  /** A pool without routes yet (tests, `BalancerService.run` pools). */
+  /** A pool (discovery, tests, `BalancerService.run` pools). */
   addPool(pool: ResolvedPool): void {
     this.pools.set(pool.key, pool);
-  }
-
-  /**
-   * The watched route a request is on. `routePath(req)` is asked only when the method serves
-   * several watched paths or the handler lost its name: the path pattern as the adapter matched
-   * it (a function and its argument rather than a closure: nothing is allocated per request).
-   */
-  forRequest<R>(
-    controller: object,
-    handlerName: string,
-    req: R,
-    routePath: (req: R) => string | undefined,
-    method: string,
-  ): WatchedRoute | undefined {
-    const methods = this.byClass.get(controller);
-    if (!methods) return undefined;
-    const candidates = methods.get(handlerName);
-    if (candidates?.length === 1) return candidates[0];
-    const path = routePath(req);
-    return path === undefined ? undefined : this.forRoute(method, path);
-  }
-
-  /**
-   * The watched route registered for an HTTP method and a path pattern as Nest registered it
-   * (global prefix, module path and URI version included: `/v1/items/:id`), or `undefined`;
-   * also `undefined` when routes of different pools share that method and path (header or
-   * media-type versions): only the handler tells them apart.
-   */
-  forRoute(method: string, path: string): WatchedRoute | undefined {
-    const p = normalizePath(path);
-    for (const key of [`${method.toUpperCase()} ${p}`, `ALL ${p}`]) {
-      if (this.shared.has(key)) return undefined;
-      const route = this.byRoute.get(key);
-      if (route) return route;
-    }
-    return undefined;
-  }
-
-  routes(): WatchedRoute[] {
-    return [...this.list];
   }
 
   get(key: string): ResolvedPool | undefined {

@@ -20,6 +20,8 @@ import { EarlyAdmissionInstaller } from '../admission/early-admission.installer'
 import { createCapacityStore } from '../storage/capacity-store.factory';
 import { CapacityStore } from '../storage/capacity-store.interface';
 import { PoolRegistry } from '../admission/pool-registry';
+import { RouteTable } from '../admission/route-table';
+import { UnresolvedRoutes } from '../admission/admission-misses';
 import { ProbeTokens } from '../admission/probe-tokens';
 import { BalancerAuthGuard } from '../dashboard/basic-auth.guard';
 import {
@@ -31,6 +33,8 @@ import {
 import { HEALTH_EXPORTS, HEALTH_IMPORTS, HEALTH_PROVIDERS } from '../health/health.parts';
 import { PROBE_EXPORTS, PROBE_PROVIDERS } from '../probe/probe.parts';
 import { ADAPTIVE_PROVIDERS } from '../adaptive/adaptive.parts';
+import { AdaptiveCapacity } from '../adaptive/adaptive-capacity.service';
+import { ADAPTIVE_STATUS } from '../admission/adaptive-status';
 import type { BalancerModuleOptions } from '../config/balancer-options';
 import {
   BALANCER_OPTIONS,
@@ -81,6 +85,8 @@ import { RouteDiscovery } from './route-discovery';
       useFactory: (options: ResolvedBalancerOptions) => createCapacityStore(options),
     },
     PoolRegistry,
+    RouteTable,
+    UnresolvedRoutes,
     AdmissionGate,
     AdmissionEvents,
     ProbeTokens,
@@ -98,6 +104,7 @@ import { RouteDiscovery } from './route-discovery';
     AdmissionCoverage,
     ...PROBE_PROVIDERS,
     ...ADAPTIVE_PROVIDERS,
+    { provide: ADAPTIVE_STATUS, useExisting: AdaptiveCapacity },
     ...HEALTH_PROVIDERS,
     ...DASHBOARD_PROVIDERS,
   ],

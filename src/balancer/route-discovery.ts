@@ -7,7 +7,8 @@ import {
   type Type,
 } from '@nestjs/common';
 import {
-  MODULE_PATH,
+  GUARDS_METADATA,
+  HOST_METADATA,
   PATH_METADATA,
   METHOD_METADATA,
   VERSION_METADATA,
@@ -19,15 +20,22 @@ import {
   ModulesContainer,
   Reflector,
 } from '@nestjs/core';
+import { AdmissionGuard } from '../admission/admission.guard';
 import { PoolRegistry, type PoolRoute, type ResolvedPool } from '../admission/pool-registry';
+import { RouteTable } from '../admission/route-table';
+import { modulePaths } from './module-paths';
 import { validateBalancedOptions } from '../admission/balanced-options.validation';
 import { BalancerConfigError } from '../config/balancer-config.error';
 import { BALANCED_METADATA, BALANCER_OPTIONS } from '../config/balancer.constants';
-import { mergeBalancedOptions, type BalancedOptions } from '../admission/balanced.decorator';
+import {
+  declaredBalanced,
+  mergeBalancedOptions,
+  type BalancedOptions,
+} from '../admission/balanced.decorator';
 import { OverloadPolicy } from '../admission/overload-policy';
 import { mergeOverloadSettings } from '../config/overload-options';
 import type { EndpointOptions } from '../config/balancer-options';
-import { excludedFromGlobalPrefix } from './global-prefix';
+import { excludedFromGlobalPrefix } from '../config/global-prefix';
 import { normalizePath, type ResolvedBalancerOptions } from '../config/resolve-options';
 
 interface DiscoveredRoute extends PoolRoute {
@@ -35,6 +43,10 @@ interface DiscoveredRoute extends PoolRoute {
   controller: object;
   name: string;
   balanced?: BalancedOptions;
+  /** `AdmissionGuard` is on the route (controller or handler metadata). */
+  decorated: boolean;
+  /** Served under a host or a header / media-type version. */
+  constrained: boolean;
 }
 
 function asArray<T>(v: T | T[] | undefined): T[] {
@@ -65,6 +77,7 @@ export class RouteDiscovery {
     private readonly config: ApplicationConfig,
     private readonly modules: ModulesContainer,
     private readonly registry: PoolRegistry,
+    private readonly table: RouteTable,
   ) {}
 
   private done = false;
@@ -94,16 +107,26 @@ export class RouteDiscovery {
         !configured?.method || route.method === 'ALL' || configured.method === route.method;
       const byOptions = configured !== undefined && methodOk;
       if (configured !== undefined) matchedKeys.add(route.path);
-      if (!route.balanced && !byOptions) continue;
-      if (isOwn(route.path)) continue;
-      if (health !== null && route.path === health) {
-        this.log(
-          'warn',
-          `${route.method} ${route.path} is the health endpoint; it is never gated or queued`,
-        );
-        continue;
+      let pool: ResolvedPool | null = null;
+      if ((route.balanced || byOptions) && !isOwn(route.path)) {
+        if (health !== null && route.path === health) {
+          this.log(
+            'warn',
+            `${route.method} ${route.path} is the health endpoint; it is never gated or queued`,
+          );
+        } else {
+          pool = this.attach(route, byOptions ? configured : undefined);
+        }
       }
-      this.attach(route, byOptions ? configured : undefined);
+      this.table.add({
+        method: route.method,
+        path: route.path,
+        controller: route.controller,
+        name: route.name,
+        pool,
+        decorated: route.decorated,
+        constrained: route.constrained,
+      });
     }
     for (const key of Object.keys(this.options.endpoints)) {
       if (!matchedKeys.has(key)) {
@@ -116,7 +139,7 @@ export class RouteDiscovery {
     return this.registry.all();
   }
 
-  private attach(route: DiscoveredRoute, configured: EndpointOptions | undefined): void {
+  private attach(route: DiscoveredRoute, configured: EndpointOptions | undefined): ResolvedPool {
     const o = this.options;
     const b = route.balanced ?? {};
     // Precedence: options.endpoints[path] > @Balanced() > global defaults.
@@ -163,29 +186,22 @@ export class RouteDiscovery {
       pool.manualCapacity ??= cap;
     }
     pool.routes.push({ method: route.method, path: route.path });
-    this.registry.register({
-      controller: route.controller,
-      name: route.name,
-      method: route.method,
-      path: route.path,
-      pool,
-      decorated: route.balanced !== undefined,
-    });
+    this.registry.addPool(pool);
+    return pool;
   }
 
   private routes(problems: string[]): DiscoveredRoute[] {
     const out: DiscoveredRoute[] = [];
     const prefix = this.config.getGlobalPrefix();
     const versioning = this.config.getVersioning();
-    const appId = (this.modules as unknown as { applicationId?: string }).applicationId ?? '';
+    const moduleRoutes = modulePaths(this.modules);
     for (const wrapper of this.discovery.getControllers()) {
       const { instance, metatype } = wrapper;
       if (!instance || !metatype) continue;
       const hostCtor = wrapper.host?.metatype;
-      const modulePath: string | undefined = hostCtor
-        ? (Reflect.getMetadata(MODULE_PATH + appId, hostCtor) ??
-          Reflect.getMetadata(MODULE_PATH, hostCtor))
-        : undefined;
+      const modulePath = hostCtor ? moduleRoutes.get(hostCtor) : undefined;
+      const host: unknown = Reflect.getMetadata(HOST_METADATA, metatype);
+      const classGuards = (Reflect.getMetadata(GUARDS_METADATA, metatype) as unknown[]) ?? [];
       const controllerPaths = asArray<string>(Reflect.getMetadata(PATH_METADATA, metatype));
       const controllerVersion = Reflect.getMetadata(VERSION_METADATA, metatype);
       const classBalanced = this.reflector.get<BalancedOptions | undefined>(
@@ -202,11 +218,20 @@ export class RouteDiscovery {
         if (methodPaths === undefined) continue;
         const methodEnum = Reflect.getMetadata(METHOD_METADATA, handler) as RequestMethod;
         const method = RequestMethod[methodEnum] ?? 'GET';
-        const methodBalanced = this.reflector.get<BalancedOptions | undefined>(
-          BALANCED_METADATA,
-          handler,
-        );
+        // A decorator written above `@Balanced()` that replaced the method without copying its
+        // metadata: `@Balanced()` recorded its options where the class is defined.
+        const methodBalanced =
+          this.reflector.get<BalancedOptions | undefined>(BALANCED_METADATA, handler) ??
+          declaredBalanced(proto, name);
         const balanced = mergeBalancedOptions(classBalanced, methodBalanced);
+        const guards = (Reflect.getMetadata(GUARDS_METADATA, handler) as unknown[]) ?? [];
+        const decorated = [...classGuards, ...guards].includes(AdmissionGuard);
+        const handlerVersion: unknown = Reflect.getMetadata(VERSION_METADATA, handler);
+        const constrained =
+          (host !== undefined && host !== null) ||
+          (versioning !== undefined &&
+            versioning.type !== VersioningType.URI &&
+            (handlerVersion ?? controllerVersion ?? versioning.defaultVersion) !== undefined);
         const versions =
           versioning?.type === VersioningType.URI
             ? asArray<string | symbol>(
@@ -226,7 +251,15 @@ export class RouteDiscovery {
               const excluded = excludedFromGlobalPrefix(this.config, unversioned, methodEnum);
               const path = normalizePath(`${excluded ? '' : prefix}/${rest}`);
               served.push(path);
-              out.push({ method, path, controller: metatype, name, balanced });
+              out.push({
+                method,
+                path,
+                controller: metatype,
+                name,
+                balanced,
+                decorated,
+                constrained,
+              });
             }
           }
         }

@@ -15,6 +15,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import type { HealthIndicatorFunction } from '@nestjs/terminus';
+import type { IncomingMessage } from 'node:http';
 import { ADAPTIVE_TYPE, AdaptiveOptions } from './adaptive-options';
 import { IsBodyParser } from './body-options.validators';
 import { EndpointOptions } from './endpoint-options';
@@ -147,6 +148,18 @@ export class BalancerOptions {
   @Min(0)
   @Max(60_000)
   bodyLingerMs?: number;
+
+  /**
+   * Admission before the body is read, ahead of the app's guards (Fastify `preParsing`; on
+   * Express a step before the body parsers). `true`: every request of a route that owns its
+   * method and path; `false`: none (the guard or interceptor admits after the app's guards and
+   * body parsing; `maxQueueBytes` bounds the bodies that wait); a function: the requests it
+   * returns `true` for, the others are admitted after the app's guards. Give it a cheap check
+   * (a credential is present) when the app authenticates watched routes: requests the app
+   * rejects then never take a slot or a queue place. @default true
+   */
+  @IsOptional()
+  earlyAdmission?: boolean | ((req: IncomingMessage) => boolean);
 
   /**
    * Express only: register the JSON and urlencoded body parsers after the balancer's admission

@@ -93,6 +93,20 @@ describe('resolveBalancerOptions', () => {
     expect(problems.join('\n')).toContain('restartHold');
   });
 
+  it('takes earlyAdmission true (default), false (also from YAML) or a function, and names it when bad', () => {
+    expect(resolveBalancerOptions({}).earlyAdmission).toBe(true);
+    const check = (): boolean => true;
+    expect(resolveBalancerOptions({ earlyAdmission: check }).earlyAdmission).toBe(check);
+    const path = yamlFile('early.yml', 'early_admission: false\n');
+    expect(resolveBalancerOptions(path).earlyAdmission).toBe(false);
+    const problems = problemsOf(() =>
+      resolveBalancerOptions({ earlyAdmission: 'yes' as unknown as boolean }),
+    );
+    expect(problems).toEqual([
+      expect.stringContaining('earlyAdmission must be true, false or a function'),
+    ]);
+  });
+
   it("loads the seed's example balancer.yml unchanged", () => {
     const o = resolveBalancerOptions(join(__dirname, '../../test/fixtures/seed-balancer.yml'));
     expect(o.storage).toMatchObject({

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { plainToInstance } from 'class-transformer';
 import { validateSync } from 'class-validator';
 import type { HealthIndicatorFunction } from '@nestjs/terminus';
@@ -42,6 +43,8 @@ export interface ResolvedBalancerOptions {
   maxQueueBytes: number;
   bodyTimeout: number;
   bodyLingerMs: number;
+  /** Which requests are admitted before their body is read (see `BalancerOptions`). */
+  earlyAdmission: boolean | ((req: IncomingMessage) => boolean);
   /** `null`: the balancer registers no body parsers. */
   bodyParser: { limit: string | number; rawBody: boolean } | null;
   probeOnStartup: boolean;
@@ -165,7 +168,10 @@ export function resolveBalancerOptions(
   }
 
   // Values that are live objects, not configuration data: keep them out of class-transformer.
-  const { healthIndicators, endpoints, metrics, ...rest } = raw as Record<string, unknown>;
+  const { healthIndicators, earlyAdmission, endpoints, metrics, ...rest } = raw as Record<
+    string,
+    unknown
+  >;
   const storageIn = isPlainObject(rest.storage) ? { ...rest.storage } : rest.storage;
   let client: unknown;
   if (isPlainObject(storageIn) && 'client' in storageIn) {
@@ -186,6 +192,15 @@ export function resolveBalancerOptions(
         `${locate(['healthIndicators'])} must be an array of Terminus indicator functions`,
       );
     }
+  }
+  if (
+    earlyAdmission !== undefined &&
+    typeof earlyAdmission !== 'boolean' &&
+    typeof earlyAdmission !== 'function'
+  ) {
+    problems.push(
+      `${locate(['earlyAdmission'])} must be true, false or a function (request) => boolean`,
+    );
   }
   const he = opts.healthEndpoint;
   if (
@@ -285,6 +300,10 @@ export function resolveBalancerOptions(
     maxQueueBytes: opts.maxQueueBytes ?? DEFAULTS.maxQueueBytes,
     bodyTimeout: opts.bodyTimeout ?? DEFAULTS.bodyTimeout,
     bodyLingerMs: opts.bodyLingerMs ?? DEFAULTS.bodyLingerMs,
+    earlyAdmission:
+      typeof earlyAdmission === 'function' || typeof earlyAdmission === 'boolean'
+        ? (earlyAdmission as ResolvedBalancerOptions['earlyAdmission'])
+        : true,
     bodyParser: resolveBodyParser(opts.bodyParser),
     probeOnStartup: opts.probeOnStartup ?? DEFAULTS.probeOnStartup,
     forceReprobe: opts.forceReprobe ?? DEFAULTS.forceReprobe,

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, RequestMethod } fro
 import { ApplicationConfig, HttpAdapterHost } from '@nestjs/core';
 import type { AddressInfo, Server } from 'node:net';
 import { BALANCER_OPTIONS } from '../config/balancer.constants';
-import { excludedFromGlobalPrefix } from '../balancer/global-prefix';
+import { excludedFromGlobalPrefix } from '../config/global-prefix';
 import { normalizePath, type ResolvedBalancerOptions } from '../config/resolve-options';
 import { loadPromClient } from './prom-client.loader';
 

@@ -29,7 +29,7 @@ describe('BalancerHealthIndicator', () => {
     registry.addPool(pool('/a'));
     registry.addPool(pool('/b'));
     await store.setCapacity('/a', 4, 'manual');
-    const coverage = { report: () => ({ unprotected: [], unadmitted: {} }) };
+    const coverage = { report: () => ({ unprotected: [], unadmitted: {}, unresolved: {} }) };
     indicator = new BalancerHealthIndicator(
       new HealthIndicatorService(),
       store,

@@ -39,8 +39,13 @@ export interface BalancerReadiness {
   pools: Record<string, BalancerPoolReadiness>;
   /** Watched routes found without admission at bootstrap (`GET /predict (Api.predict): why`). */
   unprotected: string[];
-  /** Requests that reached a watched handler without admission, per route. */
+  /** Requests that reached a watched handler without admission, per handler (`Api.predict`). */
   unadmitted: Record<string, number>;
+  /**
+   * Requests on watched handlers that the route table could not place, per handler: answered
+   * 503 `unresolved_route` (fail closed). Shown, not a readiness reason: nothing ran uncapped.
+   */
+  unresolved: Record<string, number>;
 }
 
 /** How long readiness waits for one pool's numbers from the store. */
@@ -109,7 +114,7 @@ export class BalancerHealthIndicator {
     probing.sort();
     const reasons: BalancerReadiness['reasons'] = [];
     if (gate !== 'open') reasons.push(gate);
-    const { unprotected, unadmitted } = this.coverage.report();
+    const { unprotected, unadmitted, unresolved } = this.coverage.report();
     if (unprotected.length > 0 || Object.keys(unadmitted).length > 0) reasons.push('unprotected');
     if (!reachable) reasons.push('store_unreachable');
     if (probing.length > 0) reasons.push('probing');
@@ -123,6 +128,7 @@ export class BalancerHealthIndicator {
       pools,
       unprotected,
       unadmitted,
+      unresolved,
     };
   }
 

@@ -129,22 +129,22 @@ describe.each(PLATFORMS)('@Balanced() options are validated on %s', (platform) =
   });
 });
 
-describe.each(PLATFORMS)('fail loud, never open, on %s', (platform) => {
+describe.each(PLATFORMS)('a watched route whose guard was stripped, on %s', (platform) => {
   let app: RunningApp;
   const logger = new CapturingLogger();
+  let running = 0;
+  let peak = 0;
 
   @Controller()
   class StrippedController {
     @Get('stripped')
     @Balanced({ capacity: 1 })
-    stripped(): string {
+    async stripped(): Promise<string> {
+      running++;
+      peak = Math.max(peak, running);
+      await new Promise((r) => setTimeout(r, 100));
+      running--;
       return 'ran';
-    }
-
-    @Get('fine')
-    @Balanced({ capacity: 1 })
-    fine(): string {
-      return 'fine';
     }
   }
   // What a library that rewrites route metadata could do: the admission guard is gone.
@@ -157,37 +157,65 @@ describe.each(PLATFORMS)('fail loud, never open, on %s', (platform) => {
     await app?.close();
   });
 
-  it('logs an error naming the watched route that does not carry admission', () => {
-    const errors = logger.messages('error').filter((m) => m.includes('admission'));
-    expect(errors).toEqual([
-      expect.stringContaining(
-        'watched route without admission, requests are NOT capped: GET /stripped (StrippedController.stripped): AdmissionGuard is not on the route',
-      ),
-    ]);
-  });
-
-  it('reports the route and every request that reached it without admission in /balancer/health', async () => {
-    expect(await (await fetch(`${app.url}/fine`)).text()).toBe('fine');
-    expect(await (await fetch(`${app.url}/stripped`)).text()).toBe('ran');
-    expect(await (await fetch(`${app.url}/stripped`)).text()).toBe('ran');
-    const res = await fetch(`${app.url}/balancer/health`);
-    expect(res.status).toBe(503);
-    const body = (await res.json()) as {
-      details: {
-        balancer: { reasons: string[]; unprotected: string[]; unadmitted: Record<string, number> };
-      };
+  it('is admitted by the global interceptor: capped, counted once, health ready', async () => {
+    const results = await Promise.all([0, 1, 2].map(() => fetch(`${app.url}/stripped`)));
+    expect(await Promise.all(results.map((r) => r.text()))).toEqual(['ran', 'ran', 'ran']);
+    expect(peak).toBe(1);
+    const stats = (await (await fetch(`${app.url}/balancer/stats`)).json()) as {
+      endpoints: Record<string, { admitted: number }>;
     };
-    expect(body.details.balancer.reasons).toContain('unprotected');
-    expect(body.details.balancer.unprotected).toEqual([
-      'GET /stripped (StrippedController.stripped): AdmissionGuard is not on the route',
-    ]);
-    expect(body.details.balancer.unadmitted).toEqual({
-      'GET /stripped (StrippedController.stripped)': 2,
+    expect(stats.endpoints['/stripped'].admitted).toBe(3);
+    const res = await fetch(`${app.url}/balancer/health`);
+    const body = (await res.json()) as {
+      details: { balancer: { unprotected: string[]; unadmitted: Record<string, number> } };
+    };
+    expect(res.status).toBe(200);
+    expect(body.details.balancer.unprotected).toEqual([]);
+    expect(body.details.balancer.unadmitted).toEqual({});
+    expect(logger.messages('error').filter((m) => m.includes('admission'))).toEqual([]);
+  });
+});
+
+describe('the route table is checked against what Fastify registered', () => {
+  @Controller()
+  class MovedController {
+    @Post('moved')
+    @Balanced({ capacity: 1 })
+    moved(): string {
+      return 'moved';
+    }
+  }
+
+  it('names a watched route the server registered at another path (unprotected in health)', async () => {
+    const logger = new CapturingLogger();
+    // A plugin that rewrites route URLs as they are registered: the table's path is then wrong.
+    const app = await startApp('fastify', moduleWith(MovedController), {
+      logger,
+      setup: (a) =>
+        (
+          a.getHttpAdapter().getInstance() as {
+            addHook(name: 'onRoute', hook: (route: { url: string }) => void): void;
+          }
+        ).addHook('onRoute', (route) => {
+          if (route.url === '/moved') route.url = '/elsewhere/moved';
+        }),
     });
-    expect(logger.messages('error')).toEqual(
-      expect.arrayContaining([
-        expect.stringContaining('StrippedController.stripped ran without admission'),
-      ]),
-    );
+    try {
+      expect(logger.messages('error')).toEqual(
+        expect.arrayContaining([
+          expect.stringContaining(
+            'requests are NOT capped: POST /moved: the server registered no route at this path',
+          ),
+        ]),
+      );
+      const health = await fetch(`${app.url}/balancer/health`);
+      const body = (await health.json()) as { details: { balancer: { unprotected: string[] } } };
+      expect(health.status).toBe(503);
+      expect(body.details.balancer.unprotected).toEqual([
+        'POST /moved: the server registered no route at this path (the route table computed it)',
+      ]);
+    } finally {
+      await app.close();
+    }
   });
 });

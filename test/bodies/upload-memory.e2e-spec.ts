@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { PLATFORMS } from '../harness/platforms';
+import type { UploadAppConfig } from '../fixtures/upload-app';
 import { poolStats, waitFor } from '../harness/wait-for';
 import { killAll, type Worker } from '../redis/workers';
 import { payloadOf, rssOf, startUploadServer, upload, type UploadResult } from './upload-client';
@@ -17,15 +17,24 @@ const GROWTH_BOUND = 30 * 1024 * 1024;
  * 200 concurrent 2 MB JSON uploads to a capacity-1 route: while 199 of them wait, the server's
  * RSS (read from /proc, the server runs in a child process) grows by far less than the 400 MB
  * of bodies; then every upload is served with its body intact.
- * Express runs with `{ bodyParser: false }` and the balancer's `bodyParser` option.
+ * Express in the three ways apps parse bodies: Nest's default parser with
+ * `app.useBodyParser('json', { limit })`, `app.use(express.json())` in main.ts, and
+ * `{ bodyParser: false }` with the balancer's `bodyParser` option.
  */
-describe.each(PLATFORMS)('waiting uploads hold no bodies on %s', (platform) => {
+const CASES: Array<[UploadAppConfig['platform'], UploadAppConfig['parse']]> = [
+  ['fastify', 'balancer'],
+  ['express', 'app'],
+  ['express', 'express-json'],
+  ['express', 'balancer'],
+];
+
+describe.each(CASES)('waiting uploads hold no bodies on %s (parse: %s)', (platform, parse) => {
   const children = new Set<ChildProcess>();
   let server: Worker;
 
   beforeAll(async () => {
     server = await startUploadServer(
-      { platform, parse: 'balancer', capacity: 1, work: 'hold', queueTimeout: 120 },
+      { platform, parse, capacity: 1, work: 'hold', queueTimeout: 120 },
       children,
     );
   });
@@ -58,7 +67,7 @@ describe.each(PLATFORMS)('waiting uploads hold no bodies on %s', (platform) => {
     const done = await Promise.all(results);
     const after = rssOf(server.pid);
     process.stdout.write(
-      `[bodies] ${platform}: RSS before ${mb(before)}, peak ${mb(peak)} (+${mb(growth)}) while ` +
+      `[bodies] ${platform} (${parse}): RSS before ${mb(before)}, peak ${mb(peak)} (+${mb(growth)}) while ` +
         `${UPLOADS - 1} x 2 MB uploads wait, after all served ${mb(after)}\n`,
     );
     expect(growth).toBeLessThan(GROWTH_BOUND);

@@ -218,9 +218,10 @@ const OVERFLOW: Record<
 > = { express: expectOverflowRefused, fastify: expectOverflowQueuedUnread };
 
 /**
- * `maxQueueBytes` bounds the bodies that wait already read. Early admission is off on Express
- * when the app parses bodies itself (Nest's default): there the budget holds and the overflow
- * gets 503 at once. On Fastify waiting bodies are not read, so they do not count.
+ * `maxQueueBytes` bounds the bodies that wait already read. On Express that happens when a
+ * parser sits on the Express instance passed to the adapter (it runs before anything the app
+ * registers): there the budget holds and the overflow gets 503 at once. On Fastify waiting
+ * bodies are not read, so they do not count.
  */
 describe.each(PLATFORMS)('maxQueueBytes on %s', (platform) => {
   const children = new Set<ChildProcess>();
@@ -230,7 +231,7 @@ describe.each(PLATFORMS)('maxQueueBytes on %s', (platform) => {
     const server = await startUploadServer(
       {
         platform,
-        parse: 'app',
+        parse: 'instance',
         capacity: 1,
         queueTimeout: 60,
         maxQueueBytes: 5 * 1024 * 1024,
@@ -260,7 +261,7 @@ describe.each(PLATFORMS)('maxQueueBytes on %s', (platform) => {
     const server = await startUploadServer(
       {
         platform,
-        parse: 'app',
+        parse: 'instance',
         capacity: 1,
         queueTimeout: 60,
         maxQueueBytes: budget,

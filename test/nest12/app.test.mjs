@@ -1,13 +1,14 @@
 // The Nest 12 leg's app and tests. run.mjs copies this file into a fresh project where the packed
 // nestjs-balancer is installed beside Nest 12, and runs it with `node --test` (Jest cannot load
 // ESM-only Nest). Plain JavaScript, so decorators are applied by hand with Reflect.decorate.
-/* global fetch */
+/* global fetch, URL */
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Controller, Get, Module, Query } from '@nestjs/common';
+import { request } from 'node:http';
+import { Body, Controller, Get, Module, Post, Query } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
@@ -229,6 +230,102 @@ for (const [platform, adapter] of Object.entries(ADAPTERS)) {
       assert.deepEqual(await run, { id: 'run' });
       await Promise.all(http);
       assert.equal(model.peak, 2);
+    });
+  });
+}
+
+/**
+ * Express admits before the body is read with the parsers apps write in main.ts (the balancer's
+ * step is mounted through HttpAdapterHost.init$, before them): an upload whose body has not been
+ * sent yet already waits in the queue; once sent, it is parsed and served.
+ */
+class UploadController {
+  /** @param {{ id: string }} body */
+  upload(body) {
+    return model.generate(body.id);
+  }
+}
+Body()(UploadController.prototype, 'upload', 0);
+method(UploadController, 'upload', Post('upload'), Balanced({ capacity: 1 }));
+const UploadModule = /** @type {import('@nestjs/common').Type} */ (
+  Reflect.decorate(
+    [
+      Module({
+        imports: [BalancerModule.forRoot({ healthEndpoint: false, logger: false })],
+        controllers: [
+          /** @type {import('@nestjs/common').Type} */ (
+            Reflect.decorate([Controller()], UploadController)
+          ),
+        ],
+      }),
+    ],
+    class UploadModule {},
+  )
+);
+
+/** @type {Record<string, (a: import('@nestjs/platform-express').NestExpressApplication) => void>} */
+const PARSERS = {
+  'app.useBodyParser': (a) => a.useBodyParser('json', { limit: '10mb' }),
+  'app.use(express.json())': (a) =>
+    a.use(createRequire(import.meta.url)('express').json({ limit: '10mb' })),
+};
+
+for (const [parser, setup] of Object.entries(PARSERS)) {
+  describe(`Express on Nest 12 with ${parser}`, { timeout: 60_000 }, () => {
+    before(async () => {
+      app = await NestFactory.create(UploadModule, new ExpressAdapter(), { logger: false });
+      setup(/** @type {import('@nestjs/platform-express').NestExpressApplication} */ (app));
+      await app.listen(0, '127.0.0.1');
+      url = `http://127.0.0.1:${app.getHttpServer().address().port}`;
+    });
+    after(async () => {
+      model.all.open();
+      await app?.close();
+    });
+    beforeEach(() => model.reset());
+
+    it('queues an upload before its body is sent, then parses and serves it', async () => {
+      const holder = fetch(`${url}/upload`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ id: 'holder' }),
+      });
+      await arrived('/upload', 1);
+      const body = JSON.stringify({ id: 'late' });
+      const { port } = new URL(url);
+      /** @type {import('node:http').ClientRequest | undefined} */
+      let answer;
+      const answered = new Promise((resolve, reject) => {
+        const req = request(
+          {
+            host: '127.0.0.1',
+            port,
+            method: 'POST',
+            path: '/upload',
+            headers: { 'content-type': 'application/json', 'content-length': body.length },
+          },
+          (res) => {
+            let text = '';
+            res.on('data', (c) => (text += c));
+            res.on('end', () => resolve({ status: res.statusCode, text }));
+          },
+        );
+        req.on('error', reject);
+        req.flushHeaders();
+        answer = req;
+      });
+      // Queued with its body still in the client: admission came before any parser.
+      await until(
+        async () => (await stats('/upload')).queued === 1,
+        'the bodiless upload to queue',
+      );
+      assert.ok(answer, 'the upload request was sent');
+      answer.end(body);
+      model.all.open();
+      assert.equal((await holder).status, 201);
+      const late = await answered;
+      assert.equal(late.status, 201);
+      assert.deepEqual(JSON.parse(late.text), { id: 'late' });
     });
   });
 }

@@ -1,6 +1,6 @@
 import { RequestMethod } from '@nestjs/common';
 import type { ApplicationConfig } from '@nestjs/core';
-import { normalizePath } from '../config/resolve-options';
+import { normalizePath } from './resolve-options';
 
 /** One entry of `setGlobalPrefix(p, { exclude })` as Nest keeps it. */
 interface ExcludedRoute {
