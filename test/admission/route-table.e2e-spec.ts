@@ -296,7 +296,11 @@ async function expectCapped(
 }
 
 /** Three requests at once on a route that is not watched: all run together, no pool counts. */
-async function expectUnwatched(url: string, send: () => Promise<Answer>, key: string): Promise<void> {
+async function expectUnwatched(
+  url: string,
+  send: () => Promise<Answer>,
+  key: string,
+): Promise<void> {
   w(key).reset();
   const before = await stats(url);
   const answers = [send(), send(), send()];
