@@ -47,7 +47,9 @@ function options(adaptive: boolean, storage?: { url: string; keyPrefix: string }
     healthEndpoint: false as const,
     probeOnStartup: false,
     ui: { enable: false },
-    ...(storage ? { storage: { type: 'redis' as const, ...storage } } : {}),
+    // The suite's own fresh Redis: no restart hold (a young server otherwise holds grants for
+    // one lease TTL, and the interval that ends the hold skews the controller's reference).
+    ...(storage ? { storage: { type: 'redis' as const, restartHold: 0, ...storage } } : {}),
     endpoints: {
       [POOL]: {
         method: 'POST' as const,
