@@ -109,7 +109,9 @@ function p99Within(model: RecordingModel, from: number, to: number) {
   return { service: p99(entered.map((s) => s.serviceMs)), wall: p99(entered.map((s) => s.ms)) };
 }
 
-describe.each(PLATFORMS)('adaptive recovery on %s', (platform) => {
+// The controller reads the store, not the adapter: its timing is measured on Express alone
+// (the timing pass's rule); the failed-probe hand-over below runs on both adapters.
+describe.each(['express'] as const)('adaptive recovery on %s', (platform) => {
   let app: RunningApp | undefined;
   let load: { stop(): Promise<void> } | undefined;
   afterEach(async () => {
