@@ -76,7 +76,7 @@ export class EarlyAdmission {
     req: IncomingMessage,
     res: ServerResponse,
   ): Promise<Lease> {
-    if (!hasBody(req.headers) || req.httpVersion !== '1.1') return waiting;
+    if (!hasBody(req.headers) || !acceptsPings(req, this.options.waitingPings)) return waiting;
     const tick = setInterval(() => {
       if (!res.headersSent && !res.destroyed && !req.complete) res.writeContinue();
     }, LIVENESS_MS);
@@ -87,6 +87,19 @@ export class EarlyAdmission {
       clearInterval(tick);
     }
   }
+}
+
+/**
+ * Whether a waiting upload gets interim `100 Continue` pings (`waitingPings`). HTTP/1.1 clients
+ * must accept unexpected 1xx answers, but undici (Node's `fetch`, User-Agent `node`; undici's
+ * own `fetch`, `undici`; `undici.request`, no User-Agent) closes the connection with "bad
+ * response" on an unrequested `100`, so `'auto'` leaves those clients out.
+ */
+export function acceptsPings(req: IncomingMessage, mode: 'auto' | 'always' | 'never'): boolean {
+  if (mode === 'never' || req.httpVersion !== '1.1') return false;
+  if (mode === 'always') return true;
+  const agent = req.headers['user-agent'];
+  return agent !== undefined && agent !== '' && !/^(node|undici)(\/|\s|$)/i.test(agent);
 }
 
 /**

@@ -150,6 +150,17 @@ export class BalancerOptions {
   bodyLingerMs?: number;
 
   /**
+   * Interim `100 Continue` responses sent about once a second to an upload waiting in the queue
+   * with its body unread, so that a client that left is noticed (its kernel answers with a reset)
+   * and leaves the queue. `'auto'`: to every HTTP/1.1 client but Node's `fetch` and undici
+   * (User-Agent `node` or `undici`, or none), which drop a connection that answers an
+   * unrequested 1xx; `'always'`; `'never'`. @default 'auto'
+   */
+  @IsOptional()
+  @IsIn(['auto', 'always', 'never'])
+  waitingPings?: 'auto' | 'always' | 'never';
+
+  /**
    * Admission before the body is read, ahead of the app's guards (Fastify `preParsing`; on
    * Express a step before the body parsers). `true`: every request of a route that owns its
    * method and path; `false`: none (the guard or interceptor admits after the app's guards and

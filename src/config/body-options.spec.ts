@@ -32,6 +32,16 @@ describe('request-body options', () => {
     expect(message).toContain('probe.lockTtlMs');
   });
 
+  it("waitingPings: 'auto' by default, from options or YAML; another value is named", () => {
+    expect(resolveBalancerOptions({}).waitingPings).toBe('auto');
+    expect(resolveBalancerOptions({ waitingPings: 'never' }).waitingPings).toBe('never');
+    const yaml = parseBalancerYaml('waiting_pings: always\n', 'b.yml');
+    expect(resolveBalancerOptions(yaml.options).waitingPings).toBe('always');
+    expect(() =>
+      resolveBalancerOptions({ waitingPings: 'sometimes' as unknown as 'auto' }),
+    ).toThrow(/waitingPings/);
+  });
+
   it('bodyParser: true takes body-parser defaults; an object sets limit and rawBody', () => {
     expect(resolveBalancerOptions({ bodyParser: true }).bodyParser).toEqual({
       limit: '100kb',

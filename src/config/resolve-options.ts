@@ -43,6 +43,8 @@ export interface ResolvedBalancerOptions {
   maxQueueBytes: number;
   bodyTimeout: number;
   bodyLingerMs: number;
+  /** Which waiting uploads get interim `100 Continue` pings (see `BalancerOptions`). */
+  waitingPings: 'auto' | 'always' | 'never';
   /** Which requests are admitted before their body is read (see `BalancerOptions`). */
   earlyAdmission: boolean | ((req: IncomingMessage) => boolean);
   /** `null`: the balancer registers no body parsers. */
@@ -113,6 +115,7 @@ export const DEFAULTS = {
   maxQueueBytes: 100 * 1024 * 1024,
   bodyTimeout: 10,
   bodyLingerMs: 2000,
+  waitingPings: 'auto' as const,
   bodyLimit: '100kb',
   probeOnStartup: true,
   forceReprobe: false,
@@ -300,6 +303,7 @@ export function resolveBalancerOptions(
     maxQueueBytes: opts.maxQueueBytes ?? DEFAULTS.maxQueueBytes,
     bodyTimeout: opts.bodyTimeout ?? DEFAULTS.bodyTimeout,
     bodyLingerMs: opts.bodyLingerMs ?? DEFAULTS.bodyLingerMs,
+    waitingPings: opts.waitingPings ?? DEFAULTS.waitingPings,
     earlyAdmission:
       typeof earlyAdmission === 'function' || typeof earlyAdmission === 'boolean'
         ? (earlyAdmission as ResolvedBalancerOptions['earlyAdmission'])

@@ -192,7 +192,8 @@ export function rawUpload(
   );
   response.catch(() => undefined);
   socket.on('connect', () => {
-    const extra = Object.entries(opts.headers ?? {})
+    // A client that skips interim 1xx answers, as curl does (`waitingPings: 'auto'` sends them).
+    const extra = Object.entries({ 'User-Agent': 'raw-upload/1.0', ...opts.headers })
       .map(([k, v]) => `${k}: ${v}\r\n`)
       .join('');
     socket.write(

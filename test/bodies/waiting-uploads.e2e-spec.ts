@@ -164,6 +164,42 @@ describe.each(PLATFORMS)('waiting uploads on %s', (platform) => {
     });
   });
 
+  it("waiting pings: a client that accepts 1xx gets one about every second; Node's fetch gets none and is served", async () => {
+    const server = await startUploadServer(
+      { platform, parse: 'balancer', capacity: 1, maxQueue: 10, queueTimeout: 60, work: 'hold' },
+      children,
+    );
+    const holder = await holdSlot(server.url);
+    // Bodies larger than what the server buffers unread: they stay incomplete while they wait.
+    const pinged = rawUpload(server.url, { id: 'pinged', declared: TWO_MB, send: TWO_MB });
+    const quiet = rawUpload(server.url, {
+      id: 'quiet',
+      declared: TWO_MB,
+      send: TWO_MB,
+      headers: { 'User-Agent': 'node' },
+    });
+    // undici drops a connection that answers it with an unrequested 100 ("bad response").
+    const fetched = fetch(`${server.url}/upload`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-upload-id': '7' },
+      body: JSON.stringify({ id: 7, salt: 's', data: 'x'.repeat(TWO_MB) }),
+    });
+    await waitFor(async () => (await poolStats(server.url, '/upload')).queued === 3);
+    const continues = (raw: string): number => raw.split('HTTP/1.1 100 Continue').length - 1;
+    await waitFor(() => continues(pinged.received()) >= 2, 10_000, 'two pings');
+    expect(continues(quiet.received())).toBe(0);
+    await fetch(`${server.url}/test/open`, { method: 'POST' });
+    const res = await fetched;
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ id: 7 });
+    expect((await holder.result).status).toBe(200);
+    // The raw bodies are not JSON: each gets its final answer after the pings.
+    expect((await pinged.response).status).toBe(400);
+    expect((await quiet.response).status).toBe(400);
+    pinged.socket.destroy();
+    quiet.socket.destroy();
+  });
+
   it('queue timeout: every client reads its 504, the body is discarded within bounds', async () => {
     const server = await startUploadServer(
       {
