@@ -1,5 +1,5 @@
 /*
- * Two passes (CONTRIBUTING.md, "Running the tests"):
+ * Three passes (CONTRIBUTING.md, "Running the tests"):
  * - `parallel` (npm run test:parallel): every suite but the timing ones, on four workers (most
  *   of its time is waiting on timers, sockets and child processes, not CPU; none of its
  *   assertions reads machine speed, so sharing two cores costs it nothing but time).
@@ -7,7 +7,9 @@
  *   (probe accuracy, p99 and median latency, goodput, how fast adaptive capacity follows a
  *   backend), one at a time
  *   so no neighbouring suite moves their readings. A suite that asserts such numbers goes here.
- * `npx jest <path>` runs a suite of either pass.
+ * - `idle` (npm run test:idle): the slow-model suites (IDLE_SUITES below), beside the parallel
+ *   pass.
+ * `npx jest <path>` runs a suite of any pass.
  */
 const TIMING_SUITES = [
   'test/adaptive/adaptive.e2e-spec.ts',
@@ -22,8 +24,24 @@ const TIMING_SUITES = [
   'test/redis/probe-once.e2e-spec.ts',
 ];
 
+/*
+ * The slow-model suites (`npm run test:idle`): models whose calls take 3 to 10 s, so each suite
+ * runs one to two minutes and spends nearly all of it waiting on timers. Their bounds are in
+ * model calls and seconds, which a busy CPU does not move. They run as their own pass beside the
+ * parallel pass (so that they do not hold four of its workers for two minutes), never beside the
+ * timing pass.
+ */
+const IDLE_SUITES = [
+  'test/probe/probing-admission-redis.e2e-spec.ts',
+  'test/probe/probing-admission.e2e-spec.ts',
+  'test/probe/slow-knee.e2e-spec.ts',
+  'test/probe/slow-queue.e2e-spec.ts',
+];
+
 const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-const timingPatterns = TIMING_SUITES.map((f) => `<rootDir>/${escape(f)}$`);
+const patterns = (files) => files.map((f) => `<rootDir>/${escape(f)}$`);
+const timingPatterns = patterns(TIMING_SUITES);
+const idlePatterns = patterns(IDLE_SUITES);
 
 /** @type {import('jest').Config} */
 const project = {
@@ -43,17 +61,24 @@ module.exports = {
     {
       ...project,
       displayName: 'parallel',
-      testPathIgnorePatterns: ['/node_modules/', ...timingPatterns],
+      testPathIgnorePatterns: ['/node_modules/', ...timingPatterns, ...idlePatterns],
     },
     {
       ...project,
       displayName: 'timing',
       testRegex: timingPatterns.map((p) => p.replace('<rootDir>/', '')),
     },
+    {
+      ...project,
+      displayName: 'idle',
+      testRegex: idlePatterns.map((p) => p.replace('<rootDir>/', '')),
+    },
   ],
   // Compiles what child processes run, once per run (test/harness/child-build.ts).
   globalSetup: '<rootDir>/test/harness/global-setup.ts',
   globalTeardown: '<rootDir>/test/harness/global-teardown.ts',
+  // The longest suites start first (test/harness/sequencer.mjs).
+  testSequencer: '<rootDir>/test/harness/sequencer.mjs',
   testTimeout: 60000,
   maxWorkers: 2,
   reporters: ['default', '<rootDir>/test/harness/summary-reporter.js'],

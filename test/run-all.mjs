@@ -2,13 +2,14 @@
 //   1. the dashboard client (the browser and package suites need client/dist), and dist/ when
 //      it is older than src/ (`.ci/run` has just built it: then not again), so that the
 //      package suite and the Nest 12 leg, running side by side, both find it built;
-//   2. the parallel Jest pass, and beside it the Nest 12 leg (mostly npm install: waiting on
-//      disk, little CPU; neither holds an assertion on machine speed);
+//   2. the parallel Jest pass, and beside it the idle pass (the slow-model suites: minutes of
+//      waiting on timers each) and the Nest 12 leg (mostly npm install: waiting on disk, little
+//      CPU); none of the three holds an assertion on machine speed;
 //   3. the timing Jest pass, alone (it asserts accuracy and latency).
-// Each pass's output is printed as it comes (the Nest 12 leg's once it is done, so the two do
-// not interleave); at the end one line per pass with its time, and the exit code is non-zero
-// when any pass failed. Run one pass alone with `npm run test:parallel`, `test:timing`,
-// `test:nest12`.
+// The parallel pass's output is printed as it comes (the idle pass's and the Nest 12 leg's once
+// each is done, so they do not interleave); at the end one line per pass with its time, and the exit code is non-zero
+// when any pass failed. Run one pass alone with `npm run test:parallel`, `test:idle`,
+// `test:timing`, `test:nest12`.
 import { Buffer } from 'node:buffer';
 import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
@@ -49,11 +50,12 @@ const results = [];
 results.push(await pass('build:client'));
 if (!distIsCurrent()) results.push(await pass('build:lib'));
 if (results.every((r) => r.code === 0)) {
-  const [parallel, nest12] = await Promise.all([
+  const [parallel, idle, nest12] = await Promise.all([
     pass('test:parallel'),
+    pass('test:idle', { buffered: true }),
     pass('test:nest12', { buffered: true }),
   ]);
-  results.push(parallel, nest12);
+  results.push(parallel, idle, nest12);
   results.push(await pass('test:timing'));
 }
 const failed = results.filter((r) => r.code !== 0);
