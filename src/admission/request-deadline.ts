@@ -51,8 +51,9 @@ export function requestDeadline(raw: IncomingMessage): number | undefined {
 
 /**
  * The signal that fires at the deadline of `raw` (one per request, created on first ask); its
- * timer is cleared when `res` closes, since no one is left to stop. `undefined` when the request
- * has no deadline.
+ * timer is cleared once `res` has been sent (the work is done). A client that hung up leaves it
+ * armed: the handler may still be working for no one, and the deadline stops it at the latest.
+ * `undefined` when the request has no deadline.
  */
 export function requestDeadlineSignal(
   raw: IncomingMessage,
@@ -63,8 +64,12 @@ export function requestDeadlineSignal(
   if (!state.signal) {
     const { signal, disarm } = deadlineSignal(state.at, state.pool);
     state.signal = signal;
-    if (res.destroyed || res.writableFinished) disarm();
-    else res.once('close', disarm);
+    if (res.writableFinished) disarm();
+    else if (!res.destroyed) {
+      res.once('close', () => {
+        if (res.writableFinished) disarm();
+      });
+    }
   }
   return state.signal;
 }

@@ -145,7 +145,8 @@ describe.each(CASES)('deadlines on %s (%s store)', (platform, store) => {
       ms: performance.now() - start,
     };
   };
-  const stats = (pool: string) => poolStats(app.url, pool) as Promise<Record<string, number>>;
+  const stats = (pool: string) =>
+    poolStats(app.url, pool) as unknown as Promise<Record<string, number>>;
   const until = (pool: string, what: string, n: number) =>
     waitFor(async () => (await stats(pool))[what] === n, 10_000, `${pool} ${what} = ${n}`);
   /** A request holding the pool's only slot until `model.hold` opens (its outcome, unawaited). */
@@ -258,6 +259,22 @@ describe.each(CASES)('deadlines on %s (%s store)', (platform, store) => {
     const free = await send('/llm?id=free&ms=350');
     expect(free).toMatchObject({ status: 201, aborted: false });
     expect(model.ended.find((e) => e.id === 'free')?.aborted).toBe(false);
+  });
+
+  it('a client that hangs up mid-call leaves the signal armed: the call still stops at the deadline', async () => {
+    const gone = new AbortController();
+    const sent = fetch(`${app.url}/llm?id=hungup`, {
+      method: 'POST',
+      headers: { [HEADER]: '400' },
+      signal: gone.signal,
+    }).catch(() => 'hung up');
+    await until('/llm', 'active_requests', 1);
+    gone.abort();
+    expect(await sent).toBe('hung up');
+    // The call had no end of its own: only the deadline can stop it.
+    await waitFor(() => model.ended.some((e) => e.id === 'hungup'), 10_000, 'the call stopped');
+    expect(model.ended[0].reason).toBeInstanceOf(DeadlineExceededError);
+    await until('/llm', 'active_requests', 0);
   });
 
   it('a deadline already past at arrival is answered 504 deadline without a slot', async () => {
