@@ -219,9 +219,9 @@ describe.each(CASES)('deadlines on %s (%s store)', (platform, store) => {
     const before = await stats('/llm');
     // Three waiting ahead at ~40 ms each: a 60 ms budget cannot be met, a minute can.
     const refused = await send('/llm?id=hopeless', { [HEADER]: '60' });
+    // A 503, not the 504 a wait until its deadline would have ended in: refused at arrival.
     expect(refused).toMatchObject({ status: 503, reason: 'deadline_unreachable' });
     expect(Number(refused.retryAfter)).toBeGreaterThanOrEqual(1);
-    expect(refused.ms).toBeLessThan(60);
     const patient = send('/llm?id=patient&ms=1', { [HEADER]: '60000' });
     await until('/llm', 'queued', 4);
     const after = await stats('/llm');
