@@ -1,6 +1,5 @@
 import { ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { performance } from 'node:perf_hooks';
 import { PROBE_HEADER } from '../config/balancer.constants';
 import { AdmissionEvents } from './admission-events';
 import { AdmissionGate } from './admission-gate';
@@ -265,15 +264,13 @@ export class AdmissionControl {
     aborted: () => unknown,
     policy: PolicyAcquireOptions | undefined,
   ): Promise<Lease> {
-    const meter = this.deadlines.meter(pool);
-    meter?.entered();
-    const result = await this.store.acquire(pool.key, {
+    const acquiring = this.store.acquire(pool.key, {
       ...policy,
       timeoutMs: pool.queueTimeoutMs,
       maxQueue: pool.maxQueue,
       signal,
     });
-    meter?.left(result.ok, performance.now());
+    const result = await (this.deadlines.meter(pool)?.track(acquiring) ?? acquiring);
     if (result.ok) {
       this.events.emit(pool.key, 'admitted', result.waitedMs);
       return result.lease;

@@ -53,4 +53,17 @@ describe('QueueDrainMeter', () => {
     for (let i = 0; i < 10; i++) meter.entered();
     expect(meter.retryAfterS()).toBe(4);
   });
+
+  it('tracks a store acquire: waiting while pending, then granted or not, a rejection included', async () => {
+    const meter = new QueueDrainMeter();
+    let grant!: (r: { ok: boolean }) => void;
+    const granted = meter.track(new Promise<{ ok: boolean }>((r) => (grant = r)));
+    const failed = meter.track(Promise.reject(new Error('store down')));
+    expect(meter.queued).toBe(2);
+    await expect(failed).rejects.toThrow('store down');
+    expect(meter.queued).toBe(1);
+    grant({ ok: true });
+    await expect(granted).resolves.toEqual({ ok: true });
+    expect(meter.queued).toBe(0);
+  });
 });

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { DRAIN_EWMA_WEIGHT } from '../storage/queue-order';
 
 /** Gaps between grants measured before a deadline can be refused at arrival (warm-up). */
@@ -19,6 +20,24 @@ export class QueueDrainMeter {
   private lastGrantAt: number | null = null;
   private drain: number | null = null;
   private gaps = 0;
+
+  /**
+   * Count a request as waiting while `acquiring` (its store acquire) is pending: granted when it
+   * resolves `ok`, left without a slot otherwise (a rejection too, so no count is ever leaked).
+   */
+  track<T extends { ok: boolean }>(acquiring: Promise<T>): Promise<T> {
+    this.entered();
+    return acquiring.then(
+      (result) => {
+        this.left(result.ok, performance.now());
+        return result;
+      },
+      (error: unknown) => {
+        this.left(false, performance.now());
+        throw error;
+      },
+    );
+  }
 
   /** A request of this process starts waiting for a slot. */
   entered(): void {
