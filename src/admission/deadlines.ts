@@ -28,8 +28,8 @@ interface PoolDeadlines {
  * is answered 504 `deadline` without a slot; one whose predicted wait (the pool's measured drain,
  * see `QueueDrainMeter`) exceeds the time it has left is refused 503 `deadline_unreachable`; a
  * queued one leaves the queue at its deadline (the caller arms its wait with `deadlineSignal`).
- * A pool is metered from its first request once it has a deadline source, or from the first
- * `BalancerService.run()` given a deadline.
+ * A pool is metered from its first request that waits when it has a deadline source, else from
+ * the first `BalancerService.run()` with a deadline that has to wait.
  */
 @Injectable()
 export class Deadlines {
@@ -61,10 +61,10 @@ export class Deadlines {
    * time left before `at`; `undefined` when it fits or nothing is measured yet.
    */
   unreachable(pool: ResolvedPool, at: number): BalancerRejection | undefined {
-    const meter = this.of(pool.key).meter;
+    const { meter, counts } = this.of(pool.key);
     const predicted = meter.predictedWaitMs();
     if (predicted === null || predicted <= at - performance.now()) return undefined;
-    this.of(pool.key).counts.unreachable++;
+    counts.unreachable++;
     this.store.recordRejection(pool.key);
     this.events.emit(pool.key, 'deadline_unreachable', 0);
     return new BalancerUnavailableException('deadline_unreachable', meter.retryAfterS());
