@@ -11,6 +11,7 @@ export {
   StorageOptions,
   UiOptions,
   type BalancerModuleOptions,
+  type DeadlineFunction,
   type MetricsRegistry,
 } from './config/balancer-options';
 export { BalancerConfigError } from './config/balancer-config.error';
@@ -27,12 +28,15 @@ export { AdmissionGuard } from './admission/admission.guard';
 export { AdmissionGate } from './admission/admission-gate';
 export { LeaseSignal } from './admission/lease-signal.decorator';
 export { LeaseLostError } from './storage/lease-abort';
+export { DeadlineSignal } from './admission/deadline-signal.decorator';
+export { DeadlineExceededError } from './admission/request-deadline';
 export {
   BalancerPoolNotFoundError,
   BalancerService,
   type BalancerRunOptions,
 } from './admission/balancer.service';
 export {
+  BalancerDeadlineException,
   BalancerQueueTimeoutException,
   BalancerRejection,
   BalancerUnavailableException,

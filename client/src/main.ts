@@ -225,7 +225,8 @@ function renderSummary(s: BalancerStats, pools: string[]): void {
     queued += e.queued;
     capacity += e.capacity ?? 0;
     rejected += e.rejected;
-    timedOut += e.timed_out;
+    // Every 504: the queue timeouts and the deadlines that passed in the queue.
+    timedOut += e.timed_out + (e.deadline_expired ?? 0);
   }
   const item = (label: string, value: string, field: string) =>
     h(

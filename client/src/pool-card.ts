@@ -1,6 +1,7 @@
 import { HistoryChart, ProbeChart } from './charts';
 import { h, replace, setText } from './dom';
 import { fmtAgo, fmtBytes, fmtInt, fmtMs, fmtPct, fmtSeconds } from './format';
+import { DeadlineCounters } from './deadline-counters';
 import { OverloadPanel } from './overload-panel';
 import { readProbeReport } from './probe-report';
 import { levelTable, probeEmptyText, probeReasonText, probeStateText } from './probe-view';
@@ -101,6 +102,7 @@ export class PoolCard {
     'tone-bad',
     'Waited longer than the queue timeout',
   );
+  private readonly deadlines = new DeadlineCounters();
   private readonly limits: HTMLElement;
   private readonly overload = new OverloadPanel();
   private readonly chart: HistoryChart;
@@ -180,6 +182,7 @@ export class PoolCard {
         this.rejected.el,
         this.shed.el,
         this.timedOut.el,
+        ...this.deadlines.els,
       ),
       this.limits,
       this.overload.el,
@@ -244,6 +247,7 @@ export class PoolCard {
     this.rejected.el.classList.toggle('nonzero', e.rejected > 0);
     this.shed.el.classList.toggle('nonzero', (e.shed ?? 0) > 0);
     this.timedOut.el.classList.toggle('nonzero', e.timed_out > 0);
+    this.deadlines.update(e);
     setText(
       this.limits,
       `queue timeout ${fmtSeconds(e.queue_timeout)} · max queue ${fmtInt(e.max_queue)}` +

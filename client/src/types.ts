@@ -41,6 +41,10 @@ export interface EndpointStats {
   workers?: number;
   /** Of `rejected`: shed (queueTargetMs) and tenant queue full; absent from older versions. */
   shed?: number;
+  /** 504 `deadline` in the serving process; absent from older versions. */
+  deadline_expired?: number;
+  /** 503 `deadline_unreachable` in the serving process; absent from older versions. */
+  deadline_unreachable?: number;
   /** Present once a request of the pool passed a queue target (`queueTargetMs`). */
   overload?: { shedding: boolean; drain_ms: number | null };
   /** Present once a request of the pool named a tenant. Tenant keys are untrusted request text. */

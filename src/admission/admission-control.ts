@@ -17,6 +17,8 @@ import { RouteTable, type Resolution } from './route-table';
 import { declaredBodyBytes, QueuedBodyBytes } from './body-budget';
 import { probePass, ProbeTokens } from './probe-tokens';
 import { UnresolvedRoutes } from './admission-misses';
+import { Deadlines } from './deadlines';
+import { deadlineSignal, firedAtDeadline, setRequestDeadline } from './request-deadline';
 
 /** `Retry-After` seconds while shutting down: long enough for a load balancer to move on. */
 export const SHUTDOWN_RETRY_AFTER = 5;
@@ -61,6 +63,7 @@ export class AdmissionControl {
     private readonly events: AdmissionEvents,
     private readonly bodies: QueuedBodyBytes,
     private readonly misses: UnresolvedRoutes = new UnresolvedRoutes(),
+    private readonly deadlines: Deadlines = new Deadlines(store, events),
   ) {}
 
   /**
@@ -139,6 +142,12 @@ export class AdmissionControl {
     // only when the request has to queue.
     const policy = pool.overload;
     const tenant = policy?.hasTenant ? policy.tenantOf(rawReq) : undefined;
+    const deadline = pool.deadline?.deadlineOf(rawReq);
+    if (deadline !== undefined) {
+      setRequestDeadline(rawReq, pool.key, deadline);
+      const passed = this.deadlines.passed(pool, deadline);
+      if (passed) throw withRetryAfter(raw, () => passed);
+    }
     // The common case first, with nothing allocated: the gate is open and a slot is free.
     const free =
       this.gate.closedReason === null ? this.store.tryAcquire?.(pool.key, tenant) : undefined;
@@ -148,30 +157,36 @@ export class AdmissionControl {
     }
     const lease = withRetryAfter(raw, () => this.immediate(pool, tenant));
     if (lease) return lease;
+    const late = deadline === undefined ? undefined : this.deadlines.unreachable(pool, deadline);
+    if (late) throw withRetryAfter(raw, () => late);
     // Waiting with a body already read into memory: bounded by the pool's byte budget.
     const bytes = bodyUnread ? 0 : declaredBodyBytes(req.headers);
     if (!this.bodies.reserve(pool.key, bytes, pool.maxQueueBytes ?? 0)) {
       throw withRetryAfter(raw, () => this.refuse(pool, 'queue_full'));
     }
-    const waiting = this.wait(raw, pool, policy?.acquireOptions(tenant, policy.priorityOf(rawReq)));
+    const options = policy?.acquireOptions(tenant, policy.priorityOf(rawReq));
+    const waiting = this.wait(raw, pool, options, deadline);
     return bytes === 0 ? waiting : waiting.finally(() => this.bodies.release(pool.key, bytes));
   }
 
-  /** Wait in the pool's queue, leaving it if the client goes away. */
+  /** Wait in the pool's queue, leaving it if the client goes away or its deadline passes. */
   private async wait(
     raw: ServerResponse,
     pool: ResolvedPool,
     policy: PolicyAcquireOptions | undefined,
+    deadline: number | undefined,
   ): Promise<Lease> {
     const abort = new AbortController();
     const onGone = (): void => {
       if (!raw.writableFinished) abort.abort();
     };
     raw.once('close', onGone);
+    const timed =
+      deadline === undefined ? undefined : deadlineSignal(deadline, pool.key, abort.signal);
     try {
       const lease = await this.queue(
         pool,
-        abort.signal,
+        timed?.signal ?? abort.signal,
         () => new ClientClosedRequestException(),
         policy,
       );
@@ -185,6 +200,7 @@ export class AdmissionControl {
       throw withRetryAfter(raw, () => error);
     } finally {
       raw.off('close', onGone);
+      timed?.disarm();
     }
   }
 
@@ -194,28 +210,36 @@ export class AdmissionControl {
    * and rejects with `signal.reason`; a slot granted to an aborted caller goes straight back.
    * `caller.tenant` / `caller.priority` place the work in the pool's queue like a request's
    * (normalised the same way), with the pool's `priorityAging`, `maxQueuePerTenant` and
-   * `queueTargetMs`.
+   * `queueTargetMs`. `caller.deadline` (monotonic ms) applies the deadline rules of a request.
    */
   acquire(
     pool: ResolvedPool,
     signal?: AbortSignal,
-    caller: { tenant?: string; priority?: number } = {},
+    caller: { tenant?: string; priority?: number; deadline?: number } = {},
   ): Lease | Promise<Lease> {
     signal?.throwIfAborted();
+    const deadline = caller.deadline;
+    const passed = deadline === undefined ? undefined : this.deadlines.passed(pool, deadline);
+    if (passed) throw passed;
     const tenant = normalizeTenant(caller.tenant);
     const lease = this.immediate(pool, tenant);
     if (lease) return lease;
+    const late = deadline === undefined ? undefined : this.deadlines.unreachable(pool, deadline);
+    if (late) throw late;
     const aborted = (): unknown =>
       signal?.reason ?? new DOMException('The wait for a slot was aborted', 'AbortError');
     const priority = normalizePriority(caller.priority);
     const policy =
       pool.overload?.acquireOptions(tenant, priority) ??
       (tenant !== undefined || priority !== 0 ? { tenant, priority } : undefined);
-    return this.queue(pool, signal, aborted, policy).then((granted) => {
-      if (!signal?.aborted) return granted;
-      void granted.release();
-      throw aborted();
-    });
+    const timed = deadline === undefined ? undefined : deadlineSignal(deadline, pool.key, signal);
+    return this.queue(pool, timed?.signal ?? signal, aborted, policy)
+      .then((granted) => {
+        if (!signal?.aborted) return granted;
+        void granted.release();
+        throw aborted();
+      })
+      .finally(() => timed?.disarm());
   }
 
   /**
@@ -240,19 +264,27 @@ export class AdmissionControl {
     aborted: () => unknown,
     policy: PolicyAcquireOptions | undefined,
   ): Promise<Lease> {
-    const result = await this.store.acquire(pool.key, {
+    const acquiring = this.store.acquire(pool.key, {
       ...policy,
       timeoutMs: pool.queueTimeoutMs,
       maxQueue: pool.maxQueue,
       signal,
     });
+    const result = await (this.deadlines.meter(pool)?.track(acquiring) ?? acquiring);
     if (result.ok) {
       this.events.emit(pool.key, 'admitted', result.waitedMs);
       return result.lease;
     }
-    const why = result.reason === 'closed' ? this.closedOutcome() : result.reason;
+    const why =
+      result.reason === 'closed'
+        ? this.closedOutcome()
+        : result.reason === 'aborted' && firedAtDeadline(signal)
+          ? 'deadline'
+          : result.reason;
     this.events.emit(pool.key, why, result.waitedMs);
     switch (why) {
+      case 'deadline':
+        throw this.deadlines.expired(pool, result.waitedMs);
       case 'aborted':
         throw aborted();
       case 'timeout':

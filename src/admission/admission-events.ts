@@ -6,6 +6,10 @@ export type AdmissionOutcome =
   | 'tenant_queue_full'
   | 'shed'
   | 'timeout'
+  /** The request's deadline passed while it waited, or before it arrived (504 `deadline`). */
+  | 'deadline'
+  /** Its predicted wait already exceeded the time left before its deadline (503). */
+  | 'deadline_unreachable'
   | 'aborted'
   | 'unhealthy'
   | 'shutting_down';

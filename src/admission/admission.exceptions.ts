@@ -1,7 +1,12 @@
 import { HttpException, HttpStatus } from '@nestjs/common';
 
 export type UnavailableReason =
-  'unhealthy' | 'shutting_down' | 'queue_full' | 'shed' | 'tenant_queue_full';
+  | 'unhealthy'
+  | 'shutting_down'
+  | 'queue_full'
+  | 'shed'
+  | 'tenant_queue_full'
+  | 'deadline_unreachable';
 
 const MESSAGES: Record<UnavailableReason, string> = {
   unhealthy: 'The service is unhealthy; try again later',
@@ -9,6 +14,8 @@ const MESSAGES: Record<UnavailableReason, string> = {
   queue_full: 'Too many requests are already waiting for this endpoint',
   shed: 'The endpoint is overloaded: this request would wait longer than its queue target',
   tenant_queue_full: 'Too many requests of this client are already waiting for this endpoint',
+  deadline_unreachable:
+    "The queue ahead is predicted to take longer than the time left before this request's deadline",
 };
 
 /** Base of the balancer's rejections: carries the `Retry-After` seconds. */
@@ -45,6 +52,18 @@ export class BalancerQueueTimeoutException extends BalancerRejection {
       `Waited ${waitedSeconds.toFixed(1)} s in the queue without a free slot`,
       HttpStatus.GATEWAY_TIMEOUT,
       'queue_timeout',
+      retryAfter,
+    );
+  }
+}
+
+/** 504: the request's deadline passed while it waited in the queue (or before it arrived). */
+export class BalancerDeadlineException extends BalancerRejection {
+  constructor(waitedSeconds: number, retryAfter: number) {
+    super(
+      `The request's deadline passed after ${waitedSeconds.toFixed(1)} s in the queue`,
+      HttpStatus.GATEWAY_TIMEOUT,
+      'deadline',
       retryAfter,
     );
   }

@@ -73,4 +73,16 @@ describe('mergeBalancedOptions', () => {
     expect(merged).toEqual({ tenantHeader: 'x-tenant', priorityHeader: 'x-priority', probe: {} });
     expect(validateBalancedOptions(merged, WHERE)).toEqual([]);
   });
+
+  it("replaces the controller's deadline source whole with the method's", () => {
+    const budget = (): number => 2000;
+    const merged = mergeBalancedOptions({ deadline: budget }, { deadlineHeader: 'grpc-timeout' });
+    expect(merged).toEqual({ deadlineHeader: 'grpc-timeout', probe: {} });
+    expect(validateBalancedOptions(merged, WHERE)).toEqual([]);
+    expect(mergeBalancedOptions({ deadlineHeader: 'x-timeout' }, { capacity: 1 })).toEqual({
+      deadlineHeader: 'x-timeout',
+      capacity: 1,
+      probe: {},
+    });
+  });
 });

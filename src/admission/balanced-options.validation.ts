@@ -10,9 +10,15 @@ import {
   type TenantFunction,
 } from '../config/overload-options';
 import { collect, VALIDATE } from '../config/validation-report';
+import {
+  deadlineConflicts,
+  DeadlineRules,
+  type DeadlineFunction,
+  type DeadlineSettings,
+} from '../config/deadline-options';
 
 /** What `@Balanced()` accepts, with the same rules as `endpoints[path]` in the module options. */
-class BalancedOptionsSchema implements OverloadSettings {
+class BalancedOptionsSchema implements OverloadSettings, DeadlineSettings {
   @QueueRules.capacity()
   capacity?: number;
 
@@ -53,6 +59,12 @@ class BalancedOptionsSchema implements OverloadSettings {
 
   @OverloadRules.priorityAging()
   priorityAging?: number;
+
+  @DeadlineRules.deadlineHeader()
+  deadlineHeader?: string;
+
+  @DeadlineRules.deadline()
+  deadline?: DeadlineFunction;
 }
 
 /**
@@ -67,5 +79,6 @@ export function validateBalancedOptions(options: unknown, where: string): string
   const schema = plainToInstance(BalancedOptionsSchema, options);
   collect(validateSync(schema, VALIDATE), [], (path) => `${where}: ${path.join('.')}`, problems);
   problems.push(...overloadConflicts(schema, where));
+  problems.push(...deadlineConflicts(schema, where));
   return problems;
 }

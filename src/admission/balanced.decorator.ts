@@ -2,6 +2,7 @@ import { SetMetadata, UseGuards } from '@nestjs/common';
 import { PATH_METADATA } from '@nestjs/common/constants';
 import { BALANCED_METADATA } from '../config/balancer.constants';
 import type { EndpointOptions, EndpointProbeOptions } from '../config/balancer-options';
+import { mergeDeadlineSettings } from '../config/deadline-options';
 import { mergeOverloadSettings } from '../config/overload-options';
 import { AdmissionGuard } from './admission.guard';
 import { wrapForAdmission } from './handler-wrapper';
@@ -21,6 +22,8 @@ export interface BalancedOptions extends Pick<
   | 'priority'
   | 'priorityHeader'
   | 'priorityAging'
+  | 'deadlineHeader'
+  | 'deadline'
 > {
   /** How the probe calls this route (method, headers, body, concrete path). */
   probe?: EndpointProbeOptions;
@@ -82,8 +85,8 @@ export function declaredBalanced(proto: object, key: string): BalancedOptions | 
 
 /**
  * The options of a route from its controller's `@Balanced()` and its method's (either may be
- * absent): the method's win key by key, the probe settings are merged, and a tenant or priority
- * source (function or header) on the method replaces the controller's whole.
+ * absent): the method's win key by key, the probe settings are merged, and a tenant, priority or
+ * deadline source (function or header) on the method replaces the controller's whole.
  */
 export function mergeBalancedOptions(
   classLevel: BalancedOptions | undefined,
@@ -98,6 +101,10 @@ export function mergeBalancedOptions(
   const overload = mergeOverloadSettings([methodLevel, classLevel]);
   for (const key of ['tenant', 'tenantHeader', 'priority', 'priorityHeader'] as const) {
     if (overload[key] === undefined) delete merged[key];
+  }
+  const deadline = mergeDeadlineSettings([methodLevel, classLevel]);
+  for (const key of ['deadline', 'deadlineHeader'] as const) {
+    if (deadline[key] === undefined) delete merged[key];
   }
   return merged;
 }

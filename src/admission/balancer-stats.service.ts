@@ -3,6 +3,7 @@ import { ADAPTIVE_STATUS, type AdaptiveStatus, type AdaptiveStatusSource } from 
 import { hostname } from 'node:os';
 import { AdmissionGate } from './admission-gate';
 import { QueuedBodyBytes } from './body-budget';
+import { Deadlines } from './deadlines';
 import {
   CapacityStore,
   type PoolSnapshot,
@@ -27,6 +28,13 @@ export interface EndpointStats {
   timed_out: number;
   /** Of `rejected`: 503s of the overload policies (`queueTargetMs` shed, `maxQueuePerTenant`). */
   shed: number;
+  /**
+   * 504 `deadline` in this process: requests whose deadline passed while queued (or before they
+   * arrived). Not in `timed_out` (queue timeouts) nor among client disconnects.
+   */
+  deadline_expired: number;
+  /** 503 `deadline_unreachable` in this process (also counted in `rejected`). */
+  deadline_unreachable: number;
   /** Leases lost while their request still ran (Redis: by every worker); 0 for the memory store. */
   lost_leases: number;
   /**
@@ -97,6 +105,7 @@ export class BalancerStatsService {
     private readonly gate: AdmissionGate,
     private readonly bodies: QueuedBodyBytes,
     @Inject(ADAPTIVE_STATUS) private readonly adaptive: AdaptiveStatusSource,
+    private readonly deadlines: Deadlines,
   ) {}
 
   /**
@@ -127,6 +136,7 @@ export class BalancerStatsService {
         : null,
     ]);
     const available = s.capacity === null ? 0 : Math.max(0, s.capacity - s.active);
+    const deadline = this.deadlines.counts(pool.key);
     return {
       capacity: s.capacity,
       active_requests: s.active,
@@ -139,6 +149,8 @@ export class BalancerStatsService {
       rejected: s.counters.rejected,
       timed_out: s.counters.timedOut,
       shed: s.counters.shed,
+      deadline_expired: deadline.expired,
+      deadline_unreachable: deadline.unreachable,
       lost_leases: s.lostLeases ?? 0,
       ...overloadOf(s),
       routes: pool.routes.map((r) => `${r.method} ${r.path}`),

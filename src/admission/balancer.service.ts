@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { AdmissionControl } from './admission-control';
 import { NEVER_ABORTED } from './lease-signal.decorator';
 import { PoolRegistry } from './pool-registry';
+import { deadlineAt, deadlineSignal } from './request-deadline';
 
 export interface BalancerRunOptions {
   /**
@@ -18,6 +19,14 @@ export interface BalancerRunOptions {
   tenant?: string;
   /** Priority of this work (integer, higher first, default 0), aged by the pool's `priorityAging`. */
   priority?: number;
+  /**
+   * Deadline of this work: the milliseconds its caller still waits (number), or an absolute
+   * `Date`. Work already past it rejects with `BalancerDeadlineException` at once; work whose
+   * predicted wait exceeds it with `BalancerUnavailableException` (`deadline_unreachable`); queued
+   * work leaves the queue at it (`BalancerDeadlineException`); and the signal `fn` receives
+   * aborts at it with a `DeadlineExceededError`. Unset, non-finite or beyond 2^31 - 1 ms: none.
+   */
+  deadline?: number | Date;
 }
 
 /** `run()` was given a pool name that no watched route declares. */
@@ -49,10 +58,12 @@ export class BalancerPoolNotFoundError extends Error {
  * }
  * ```
  * `fn` receives the slot's signal: aborted when the slot can no longer be proven while `fn`
- * runs (Redis: its lease could not be renewed before it expired) or shutdown gave it back; its
- * reason is a `LeaseLostError`.
+ * runs (Redis: its lease could not be renewed before it expired) or shutdown gave it back (its
+ * reason is a `LeaseLostError`), and, with `options.deadline`, when the deadline passes (its
+ * reason is a `DeadlineExceededError`).
  * Rejections: `BalancerUnavailableException` (503-equivalent; `reason` `unhealthy`,
- * `shutting_down`, `queue_full`, `tenant_queue_full` or `shed`), `BalancerQueueTimeoutException` (504-equivalent),
+ * `shutting_down`, `queue_full`, `tenant_queue_full`, `shed` or `deadline_unreachable`),
+ * `BalancerQueueTimeoutException` and `BalancerDeadlineException` (504-equivalents),
  * `signal.reason` when aborted, `BalancerPoolNotFoundError` for an unknown pool. Whatever `fn`
  * throws is rethrown unchanged.
  */
@@ -75,10 +86,14 @@ export class BalancerService {
         this.registry.all().map((p) => p.key),
       );
     }
-    const lease = await this.control.acquire(resolved, options.signal, options);
+    const deadline = deadlineAt(options.deadline);
+    const lease = await this.control.acquire(resolved, options.signal, { ...options, deadline });
+    const timed = deadline === undefined ? undefined : deadlineSignal(deadline, pool);
+    const lost = lease.signal ?? NEVER_ABORTED;
     try {
-      return await fn(lease.signal ?? NEVER_ABORTED);
+      return await fn(timed ? AbortSignal.any([lost, timed.signal]) : lost);
     } finally {
+      timed?.disarm();
       void lease.release();
     }
   }

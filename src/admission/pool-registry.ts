@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import type { DeadlinePolicy } from './deadline-policy';
 import type { OverloadPolicy } from './overload-policy';
 
 export interface PoolRoute {
@@ -47,6 +48,8 @@ export interface ResolvedPool {
   retryAfter: number;
   /** Overload policies (tenants, priorities, queue target); absent when none is configured. */
   overload?: OverloadPolicy;
+  /** How requests tell their deadline (`deadline` / `deadlineHeader`); absent when off. */
+  deadline?: DeadlinePolicy;
   probe: PoolProbeTarget;
   probeStatus: PoolProbeStatus;
 }

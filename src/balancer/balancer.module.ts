@@ -9,6 +9,7 @@ import {
 import { ApplicationConfig, DiscoveryModule } from '@nestjs/core';
 import { AdmissionCoverage } from '../admission/admission-coverage';
 import { AdmissionControl } from '../admission/admission-control';
+import { Deadlines } from '../admission/deadlines';
 import { AdmissionEvents } from '../admission/admission-events';
 import { AdmissionGate } from '../admission/admission-gate';
 import { AdmissionGuard } from '../admission/admission.guard';
@@ -95,6 +96,7 @@ import { RouteDiscovery } from './route-discovery';
     BalancerStatsService,
     BalancerAuthGuard,
     AdmissionControl,
+    Deadlines,
     AdmissionInterceptor,
     AdmissionGuard,
     BalancerService,

@@ -34,6 +34,8 @@ import {
 } from '../admission/balanced.decorator';
 import { OverloadPolicy } from '../admission/overload-policy';
 import { mergeOverloadSettings } from '../config/overload-options';
+import { DeadlinePolicy } from '../admission/deadline-policy';
+import { mergeDeadlineSettings } from '../config/deadline-options';
 import type { EndpointOptions } from '../config/balancer-options';
 import { excludedFromGlobalPrefix } from '../config/global-prefix';
 import { normalizePath, type ResolvedBalancerOptions } from '../config/resolve-options';
@@ -162,6 +164,11 @@ export class RouteDiscovery {
         overload: OverloadPolicy.from(
           key,
           mergeOverloadSettings([configured, b], o.queueTargetMs),
+          o.logger,
+        ),
+        deadline: DeadlinePolicy.from(
+          key,
+          mergeDeadlineSettings([configured, b], o.deadlineHeader),
           o.logger,
         ),
         probe: {

@@ -20,6 +20,7 @@ import { ADAPTIVE_TYPE, AdaptiveOptions } from './adaptive-options';
 import { IsBodyParser } from './body-options.validators';
 import { EndpointOptions } from './endpoint-options';
 import { MetricsOptions } from './metrics-options';
+import { DeadlineRules } from './deadline-options';
 import { OverloadRules } from './overload-options';
 import { ProbeTuningOptions } from './probe-options';
 import { StorageOptions } from './storage-options';
@@ -30,6 +31,7 @@ export { AdaptiveOptions } from './adaptive-options';
 export { EndpointOptions } from './endpoint-options';
 export { MetricsOptions, type MetricsRegistry } from './metrics-options';
 export type { OverloadSettings, PriorityFunction, TenantFunction } from './overload-options';
+export type { DeadlineFunction, DeadlineSettings } from './deadline-options';
 export {
   EndpointProbeOptions,
   HTTP_METHODS,
@@ -118,6 +120,13 @@ export class BalancerOptions {
    */
   @OverloadRules.queueTargetMs()
   queueTargetMs?: number;
+
+  /**
+   * Global default of `deadlineHeader`: the header whose value (ms, or `grpc-timeout` syntax) is
+   * how long the client still waits (see the endpoints' `deadlineHeader`). @default off
+   */
+  @DeadlineRules.deadlineHeader()
+  deadlineHeader?: string;
 
   /**
    * Global default of `maxQueueBytes`: bytes of already-read request bodies that may wait in one

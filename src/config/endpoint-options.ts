@@ -18,6 +18,7 @@ import {
   type PriorityFunction,
   type TenantFunction,
 } from './overload-options';
+import { DeadlineRules, type DeadlineFunction, type DeadlineSettings } from './deadline-options';
 import { EndpointProbeOptions } from './probe-options';
 
 /**
@@ -44,7 +45,10 @@ export const QueueRules = {
 };
 
 /** Per-endpoint settings; used by `endpoints[path]` (YAML or TS) and by `@Balanced()`. */
-export class EndpointOptions extends EndpointProbeOptions implements OverloadSettings {
+export class EndpointOptions
+  extends EndpointProbeOptions
+  implements OverloadSettings, DeadlineSettings
+{
   /** Manual capacity: skips probing for this endpoint. */
   @QueueRules.capacity()
   capacity?: number;
@@ -117,4 +121,21 @@ export class EndpointOptions extends EndpointProbeOptions implements OverloadSet
    */
   @OverloadRules.priorityAging()
   priorityAging?: number;
+
+  /**
+   * Header holding the time the client still waits, in ms (`2000`) or `grpc-timeout` syntax
+   * (`2S`, `100m`): the request leaves the queue at its deadline (504 `deadline`), is refused at
+   * arrival when its predicted wait exceeds it (503 `deadline_unreachable`), and the handler's
+   * `@DeadlineSignal()` fires at it. A malformed value: no deadline. Not with `deadline`.
+   * @default global deadlineHeader (off)
+   */
+  @DeadlineRules.deadlineHeader()
+  deadlineHeader?: string;
+
+  /**
+   * The request's deadline: milliseconds it still has (number) or an absolute `Date`; receives
+   * the Node request. TypeScript only; not with `deadlineHeader`. @default none
+   */
+  @DeadlineRules.deadline()
+  deadline?: DeadlineFunction;
 }

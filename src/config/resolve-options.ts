@@ -10,6 +10,7 @@ import {
   type BalancerModuleOptions,
   type MetricsRegistry,
 } from './balancer-options';
+import { deadlineConflicts } from './deadline-options';
 import { overloadConflicts } from './overload-options';
 import { resolveMetrics } from './resolve-metrics';
 import { collect, isPlainObject, VALIDATE, type Locate } from './validation-report';
@@ -40,6 +41,8 @@ export interface ResolvedBalancerOptions {
   maxQueue: number;
   /** Global default of `queueTargetMs` (ms); `undefined`: off. */
   queueTargetMs?: number;
+  /** Global default of `deadlineHeader`; `undefined`: off. */
+  deadlineHeader?: string;
   maxQueueBytes: number;
   bodyTimeout: number;
   bodyLingerMs: number;
@@ -269,6 +272,7 @@ export function resolveBalancerOptions(
         }
         collect(validateSync(entry, VALIDATE), ['endpoints', path], locate, problems);
         problems.push(...overloadConflicts(entry, locate(['endpoints', path])));
+        problems.push(...deadlineConflicts(entry, locate(['endpoints', path])));
         boundsOk(entry.adaptive, ['endpoints', path, 'adaptive']);
         if (entry.method) entry.method = entry.method.toUpperCase() as EndpointOptions['method'];
         resolvedEndpoints[path] = entry;
@@ -300,6 +304,7 @@ export function resolveBalancerOptions(
     queueTimeout: opts.queueTimeout ?? DEFAULTS.queueTimeout,
     maxQueue: opts.maxQueue ?? DEFAULTS.maxQueue,
     queueTargetMs: opts.queueTargetMs,
+    deadlineHeader: opts.deadlineHeader,
     maxQueueBytes: opts.maxQueueBytes ?? DEFAULTS.maxQueueBytes,
     bodyTimeout: opts.bodyTimeout ?? DEFAULTS.bodyTimeout,
     bodyLingerMs: opts.bodyLingerMs ?? DEFAULTS.bodyLingerMs,

@@ -147,4 +147,38 @@ describe('BalancerMetrics: overload policies', () => {
       ['{pool="/plain"}', 0],
     ]);
   });
+
+  it('exports the deadline rejections apart from queue timeouts, and their decision outcomes', async () => {
+    const current = {
+      stats: statsOf({
+        '/llm': endpoint({ timed_out: 2, deadline_expired: 5, deadline_unreachable: 3 }),
+        '/plain': endpoint({ deadline_expired: 0, deadline_unreachable: 0 }),
+      }),
+    };
+    const events = new AdmissionEvents();
+    const options = {
+      metrics: { enable: true, serve: true, prefix: '', defaultLabels: {} },
+      routePrefix: 'balancer',
+      logger: false,
+    } as unknown as ResolvedBalancerOptions;
+    const source = { snapshot: async () => current.stats } as unknown as BalancerStatsService;
+    const metrics = new BalancerMetrics(options, source, events);
+    metrics.onModuleInit();
+    made.push(metrics);
+    events.emit('/llm', 'deadline', 1500);
+    events.emit('/llm', 'deadline_unreachable', 0);
+    events.emit('/llm', 'deadline_unreachable', 0);
+    expect(await series(metrics, 'balancer_deadline_expired_total')).toEqual([
+      ['{pool="/llm"}', 5],
+      ['{pool="/plain"}', 0],
+    ]);
+    expect(await series(metrics, 'balancer_deadline_unreachable_total')).toEqual([
+      ['{pool="/llm"}', 3],
+      ['{pool="/plain"}', 0],
+    ]);
+    expect(await series(metrics, 'balancer_timed_out_total')).toContainEqual(['{pool="/llm"}', 2]);
+    const decisions = await series(metrics, 'balancer_admission_decisions_total');
+    expect(decisions).toContainEqual(['{pool="/llm",outcome="deadline"}', 1]);
+    expect(decisions).toContainEqual(['{pool="/llm",outcome="deadline_unreachable"}', 2]);
+  });
 });

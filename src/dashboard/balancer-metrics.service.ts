@@ -260,7 +260,7 @@ export class BalancerMetrics implements OnModuleInit, OnModuleDestroy {
     );
     counter(
       'balancer_rejected_total',
-      'Requests answered 503 (queue full, shed, tenant queue full, unhealthy, shutting down).',
+      'Requests answered 503 (queue full, shed, tenant queue full, deadline unreachable, unhealthy, shutting down).',
       perPool((e) => e.rejected),
     );
     counter(
@@ -278,10 +278,20 @@ export class BalancerMetrics implements OnModuleInit, OnModuleDestroy {
       'Requests answered 504 (queue wait expired).',
       perPool((e) => e.timed_out),
     );
+    counter(
+      'balancer_deadline_expired_total',
+      'Requests answered 504 deadline: their deadline passed while queued (this process; not in balancer_timed_out_total).',
+      perPool((e) => e.deadline_expired),
+    );
+    counter(
+      'balancer_deadline_unreachable_total',
+      'Requests refused 503 deadline_unreachable at arrival: predicted wait past their deadline (this process; also in balancer_rejected_total).',
+      perPool((e) => e.deadline_unreachable),
+    );
 
     this.decisions = new client.Counter({
       name: named('balancer_admission_decisions_total'),
-      help: 'Admission decisions of this process by outcome (admitted, queue_full, tenant_queue_full, shed, timeout, aborted, unhealthy, shutting_down).',
+      help: 'Admission decisions of this process by outcome (admitted, queue_full, tenant_queue_full, shed, timeout, deadline, deadline_unreachable, aborted, unhealthy, shutting_down).',
       labelNames: [...defaultNames, 'pool', 'outcome'],
       registers,
     });
