@@ -26,6 +26,9 @@ export { AdmissionInterceptor } from './admission/admission.interceptor';
 export { AdmissionGuard } from './admission/admission.guard';
 export { AdmissionGate } from './admission/admission-gate';
 export { LeaseSignal } from './admission/lease-signal.decorator';
+export { CostReservation } from './admission/cost-reservation.decorator';
+export { InvalidCostError, MAX_COST } from './storage/cost-units';
+export type { CostFunction } from './config/cost-options';
 export { LeaseLostError } from './storage/lease-abort';
 export {
   BalancerPoolNotFoundError,
@@ -33,6 +36,7 @@ export {
   type BalancerRunOptions,
 } from './admission/balancer.service';
 export {
+  BalancerInvalidCostException,
   BalancerQueueTimeoutException,
   BalancerRejection,
   BalancerUnavailableException,

@@ -12,6 +12,7 @@ import {
 import { CapacityStore, type Lease } from '../storage/capacity-store.interface';
 import { normalizePriority, normalizeTenant } from '../storage/queue-order';
 import type { PolicyAcquireOptions } from './overload-policy';
+import type { CostPolicy } from './cost-policy';
 import type { ResolvedPool } from './pool-registry';
 import { RouteTable, type Resolution } from './route-table';
 import { declaredBodyBytes, QueuedBodyBytes } from './body-budget';
@@ -139,21 +140,31 @@ export class AdmissionControl {
     // only when the request has to queue.
     const policy = pool.overload;
     const tenant = policy?.hasTenant ? policy.tenantOf(rawReq) : undefined;
+    // A costed pool reads the request's units first: a cost it cannot read is a 400 before
+    // anything is reserved.
+    const units = pool.cost ? this.unitsOf(pool.cost, rawReq) : undefined;
     // The common case first, with nothing allocated: the gate is open and a slot is free.
     const free =
-      this.gate.closedReason === null ? this.store.tryAcquire?.(pool.key, tenant) : undefined;
+      this.gate.closedReason === null
+        ? this.store.tryAcquire?.(pool.key, tenant, units)
+        : undefined;
     if (free) {
       this.events.emit(pool.key, 'admitted', 0);
       return free;
     }
-    const lease = withRetryAfter(raw, () => this.immediate(pool, tenant));
+    const lease = withRetryAfter(raw, () => this.immediate(pool, tenant, units));
     if (lease) return lease;
     // Waiting with a body already read into memory: bounded by the pool's byte budget.
     const bytes = bodyUnread ? 0 : declaredBodyBytes(req.headers);
     if (!this.bodies.reserve(pool.key, bytes, pool.maxQueueBytes ?? 0)) {
       throw withRetryAfter(raw, () => this.refuse(pool, 'queue_full'));
     }
-    const waiting = this.wait(raw, pool, policy?.acquireOptions(tenant, policy.priorityOf(rawReq)));
+    const waiting = this.wait(
+      raw,
+      pool,
+      policy?.acquireOptions(tenant, policy.priorityOf(rawReq)),
+      units,
+    );
     return bytes === 0 ? waiting : waiting.finally(() => this.bodies.release(pool.key, bytes));
   }
 
@@ -162,6 +173,7 @@ export class AdmissionControl {
     raw: ServerResponse,
     pool: ResolvedPool,
     policy: PolicyAcquireOptions | undefined,
+    units: number | undefined,
   ): Promise<Lease> {
     const abort = new AbortController();
     const onGone = (): void => {
@@ -174,6 +186,7 @@ export class AdmissionControl {
         abort.signal,
         () => new ClientClosedRequestException(),
         policy,
+        units,
       );
       if (raw.destroyed || raw.writableFinished) {
         // The client left between the grant and now: give the slot straight back.
@@ -199,11 +212,12 @@ export class AdmissionControl {
   acquire(
     pool: ResolvedPool,
     signal?: AbortSignal,
-    caller: { tenant?: string; priority?: number } = {},
+    caller: { tenant?: string; priority?: number; units?: number } = {},
   ): Lease | Promise<Lease> {
     signal?.throwIfAborted();
     const tenant = normalizeTenant(caller.tenant);
-    const lease = this.immediate(pool, tenant);
+    const units = caller.units ?? (pool.cost ? 1 : undefined);
+    const lease = this.immediate(pool, tenant, units);
     if (lease) return lease;
     const aborted = (): unknown =>
       signal?.reason ?? new DOMException('The wait for a slot was aborted', 'AbortError');
@@ -211,7 +225,7 @@ export class AdmissionControl {
     const policy =
       pool.overload?.acquireOptions(tenant, priority) ??
       (tenant !== undefined || priority !== 0 ? { tenant, priority } : undefined);
-    return this.queue(pool, signal, aborted, policy).then((granted) => {
+    return this.queue(pool, signal, aborted, policy, units).then((granted) => {
       if (!signal?.aborted) return granted;
       void granted.release();
       throw aborted();
@@ -222,10 +236,14 @@ export class AdmissionControl {
    * Gate closed: the 503 (counted). Else a slot at once when one is free and nobody waits
    * (`tenant`, when known, for the store's per-tenant admitted counts).
    */
-  private immediate(pool: ResolvedPool, tenant: string | undefined): Lease | undefined {
+  private immediate(
+    pool: ResolvedPool,
+    tenant: string | undefined,
+    units: number | undefined,
+  ): Lease | undefined {
     const closed = this.gate.closedReason;
     if (closed) throw this.refuse(pool, closed);
-    const lease = this.store.tryAcquire?.(pool.key, tenant) ?? undefined;
+    const lease = this.store.tryAcquire?.(pool.key, tenant, units) ?? undefined;
     if (lease) this.events.emit(pool.key, 'admitted', 0);
     return lease;
   }
@@ -239,12 +257,15 @@ export class AdmissionControl {
     signal: AbortSignal | undefined,
     aborted: () => unknown,
     policy: PolicyAcquireOptions | undefined,
+    units: number | undefined,
   ): Promise<Lease> {
     const result = await this.store.acquire(pool.key, {
       ...policy,
       timeoutMs: pool.queueTimeoutMs,
       maxQueue: pool.maxQueue,
       signal,
+      cost: units,
+      maxQueueCost: pool.cost?.maxQueueCost,
     });
     if (result.ok) {
       this.events.emit(pool.key, 'admitted', result.waitedMs);
@@ -259,11 +280,22 @@ export class AdmissionControl {
         throw new BalancerQueueTimeoutException(result.waitedMs / 1000, pool.retryAfter);
       case 'queue_full':
       case 'tenant_queue_full':
+      case 'queue_cost_full':
         throw new BalancerUnavailableException(why, pool.retryAfter);
       case 'shed':
         throw new BalancerUnavailableException('shed', result.retryAfterS ?? pool.retryAfter);
       default:
         throw this.unavailable(why);
+    }
+  }
+
+  /** The request's units (`CostPolicy.unitsOf`); a 400 `invalid_cost` is counted as an event. */
+  private unitsOf(cost: CostPolicy, rawReq: IncomingMessage): number {
+    try {
+      return cost.unitsOf(rawReq);
+    } catch (error) {
+      this.events.emit(cost.pool, 'invalid_cost', 0);
+      throw error;
     }
   }
 

@@ -1,7 +1,12 @@
-import { HttpException, HttpStatus } from '@nestjs/common';
+import { BadRequestException, HttpException, HttpStatus } from '@nestjs/common';
 
 export type UnavailableReason =
-  'unhealthy' | 'shutting_down' | 'queue_full' | 'shed' | 'tenant_queue_full';
+  | 'unhealthy'
+  | 'shutting_down'
+  | 'queue_full'
+  | 'shed'
+  | 'tenant_queue_full'
+  | 'queue_cost_full';
 
 const MESSAGES: Record<UnavailableReason, string> = {
   unhealthy: 'The service is unhealthy; try again later',
@@ -9,6 +14,7 @@ const MESSAGES: Record<UnavailableReason, string> = {
   queue_full: 'Too many requests are already waiting for this endpoint',
   shed: 'The endpoint is overloaded: this request would wait longer than its queue target',
   tenant_queue_full: 'Too many requests of this client are already waiting for this endpoint',
+  queue_cost_full: 'Too many units of work are already waiting for this endpoint',
 };
 
 /** Base of the balancer's rejections: carries the `Retry-After` seconds. */
@@ -54,5 +60,17 @@ export class BalancerQueueTimeoutException extends BalancerRejection {
 export class ClientClosedRequestException extends HttpException {
   constructor() {
     super('Client closed the request while it was queued', 499);
+  }
+}
+
+/**
+ * 400: the request's cost could not be read (`costHeader` missing or not a positive number, the
+ * `cost` function threw or returned one that is not): no units are reserved, nothing runs.
+ */
+export class BalancerInvalidCostException extends BadRequestException {
+  readonly reason = 'invalid_cost';
+
+  constructor(detail: string) {
+    super({ statusCode: 400, error: 'Bad Request', message: detail, reason: 'invalid_cost' });
   }
 }

@@ -10,9 +10,15 @@ import {
   type TenantFunction,
 } from '../config/overload-options';
 import { collect, VALIDATE } from '../config/validation-report';
+import {
+  costConflicts,
+  CostRules,
+  type CostFunction,
+  type CostSettings,
+} from '../config/cost-options';
 
 /** What `@Balanced()` accepts, with the same rules as `endpoints[path]` in the module options. */
-class BalancedOptionsSchema implements OverloadSettings {
+class BalancedOptionsSchema implements OverloadSettings, CostSettings {
   @QueueRules.capacity()
   capacity?: number;
 
@@ -53,6 +59,15 @@ class BalancedOptionsSchema implements OverloadSettings {
 
   @OverloadRules.priorityAging()
   priorityAging?: number;
+
+  @CostRules.cost()
+  cost?: CostFunction;
+
+  @CostRules.costHeader()
+  costHeader?: string;
+
+  @CostRules.maxQueueCost()
+  maxQueueCost?: number;
 }
 
 /**
@@ -66,6 +81,6 @@ export function validateBalancedOptions(options: unknown, where: string): string
   const problems: string[] = [];
   const schema = plainToInstance(BalancedOptionsSchema, options);
   collect(validateSync(schema, VALIDATE), [], (path) => `${where}: ${path.join('.')}`, problems);
-  problems.push(...overloadConflicts(schema, where));
+  problems.push(...overloadConflicts(schema, where), ...costConflicts(schema, where));
   return problems;
 }

@@ -2,6 +2,7 @@ import { SetMetadata, UseGuards } from '@nestjs/common';
 import { PATH_METADATA } from '@nestjs/common/constants';
 import { BALANCED_METADATA } from '../config/balancer.constants';
 import type { EndpointOptions, EndpointProbeOptions } from '../config/balancer-options';
+import { mergeCostSettings } from '../config/cost-options';
 import { mergeOverloadSettings } from '../config/overload-options';
 import { AdmissionGuard } from './admission.guard';
 import { wrapForAdmission } from './handler-wrapper';
@@ -21,6 +22,9 @@ export interface BalancedOptions extends Pick<
   | 'priority'
   | 'priorityHeader'
   | 'priorityAging'
+  | 'cost'
+  | 'costHeader'
+  | 'maxQueueCost'
 > {
   /** How the probe calls this route (method, headers, body, concrete path). */
   probe?: EndpointProbeOptions;
@@ -98,6 +102,10 @@ export function mergeBalancedOptions(
   const overload = mergeOverloadSettings([methodLevel, classLevel]);
   for (const key of ['tenant', 'tenantHeader', 'priority', 'priorityHeader'] as const) {
     if (overload[key] === undefined) delete merged[key];
+  }
+  const cost = mergeCostSettings([methodLevel, classLevel]);
+  for (const key of ['cost', 'costHeader'] as const) {
+    if (cost[key] === undefined) delete merged[key];
   }
   return merged;
 }

@@ -1,5 +1,7 @@
 import { Injectable } from '@nestjs/common';
+import { checkUnits } from '../storage/cost-units';
 import { AdmissionControl } from './admission-control';
+import { reservationOf, type CostReservation } from './cost-reservation.decorator';
 import { NEVER_ABORTED } from './lease-signal.decorator';
 import { PoolRegistry } from './pool-registry';
 
@@ -18,6 +20,13 @@ export interface BalancerRunOptions {
   tenant?: string;
   /** Priority of this work (integer, higher first, default 0), aged by the pool's `priorityAging`. */
   priority?: number;
+  /**
+   * Units this work holds while it runs (tokens, pixels, bytes): a positive number, fractions
+   * rounded up; the pool's capacity counts units (docs/cost-and-deadlines.md). Anything else
+   * rejects with `InvalidCostError` before the pool is touched. `fn`'s second argument corrects
+   * it while it runs. @default 1
+   */
+  cost?: number;
 }
 
 /** `run()` was given a pool name that no watched route declares. */
@@ -52,7 +61,8 @@ export class BalancerPoolNotFoundError extends Error {
  * runs (Redis: its lease could not be renewed before it expired) or shutdown gave it back; its
  * reason is a `LeaseLostError`.
  * Rejections: `BalancerUnavailableException` (503-equivalent; `reason` `unhealthy`,
- * `shutting_down`, `queue_full`, `tenant_queue_full` or `shed`), `BalancerQueueTimeoutException` (504-equivalent),
+ * `shutting_down`, `queue_full`, `tenant_queue_full`, `queue_cost_full` or `shed`),
+ * `BalancerQueueTimeoutException` (504-equivalent), `InvalidCostError` for a bad `cost`,
  * `signal.reason` when aborted, `BalancerPoolNotFoundError` for an unknown pool. Whatever `fn`
  * throws is rethrown unchanged.
  */
@@ -65,7 +75,7 @@ export class BalancerService {
 
   async run<T>(
     pool: string,
-    fn: (signal: AbortSignal) => T | PromiseLike<T>,
+    fn: (signal: AbortSignal, reservation: CostReservation) => T | PromiseLike<T>,
     options: BalancerRunOptions = {},
   ): Promise<Awaited<T>> {
     const resolved = this.registry.get(pool);
@@ -75,9 +85,10 @@ export class BalancerService {
         this.registry.all().map((p) => p.key),
       );
     }
-    const lease = await this.control.acquire(resolved, options.signal, options);
+    const units = options.cost === undefined ? undefined : checkUnits(options.cost, 'run() cost');
+    const lease = await this.control.acquire(resolved, options.signal, { ...options, units });
     try {
-      return await fn(lease.signal ?? NEVER_ABORTED);
+      return await fn(lease.signal ?? NEVER_ABORTED, reservationOf(lease));
     } finally {
       void lease.release();
     }

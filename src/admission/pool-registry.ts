@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import type { CostPolicy } from './cost-policy';
 import type { OverloadPolicy } from './overload-policy';
 
 export interface PoolRoute {
@@ -47,6 +48,8 @@ export interface ResolvedPool {
   retryAfter: number;
   /** Overload policies (tenants, priorities, queue target); absent when none is configured. */
   overload?: OverloadPolicy;
+  /** Cost units (`cost`, `costHeader`, `maxQueueCost`); absent when none is configured. */
+  cost?: CostPolicy;
   probe: PoolProbeTarget;
   probeStatus: PoolProbeStatus;
 }

@@ -34,6 +34,8 @@ import {
 } from '../admission/balanced.decorator';
 import { OverloadPolicy } from '../admission/overload-policy';
 import { mergeOverloadSettings } from '../config/overload-options';
+import { CostPolicy } from '../admission/cost-policy';
+import { mergeCostSettings } from '../config/cost-options';
 import type { EndpointOptions } from '../config/balancer-options';
 import { excludedFromGlobalPrefix } from '../config/global-prefix';
 import { normalizePath, type ResolvedBalancerOptions } from '../config/resolve-options';
@@ -164,6 +166,7 @@ export class RouteDiscovery {
           mergeOverloadSettings([configured, b], o.queueTargetMs),
           o.logger,
         ),
+        cost: CostPolicy.from(key, mergeCostSettings([configured, b]), o.logger),
         probe: {
           method:
             configured?.method ??

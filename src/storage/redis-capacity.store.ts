@@ -22,6 +22,7 @@ import {
   type StoreContext,
   type StoreMode,
 } from './redis/context';
+import { checkUnits } from './cost-units';
 import { LeaseAbort, LeaseLostError } from './lease-abort';
 import { evictionWarning } from './redis/eviction-policy';
 import { LocalFallback } from './redis/fallback';
@@ -102,7 +103,7 @@ export class RedisCapacityStore implements CapacityStore {
       common: () => common,
       // Fixed width: the queue serves equal keys in member order, arrival order within a process.
       newId: () => `${this.processId}:${(this.nextId++).toString(36).padStart(10, '0')}`,
-      makeSlot: (p, id, expiresBy) => this.slot(p, id, expiresBy),
+      makeSlot: (p, id, expiresBy, units) => this.slot(p, id, expiresBy, units),
       degrade: (err) => this.recovery?.degrade(err),
       lose: (p, slot, why) => this.lose(p, slot, why),
       acquireLocal: (p, req) => this.acquireLocal(p, req),
@@ -225,7 +226,7 @@ export class RedisCapacityStore implements CapacityStore {
     return this.queue.acquire(p, req);
   }
 
-  private slot(p: PoolState, id: string, expiresBy: number): Slot {
+  private slot(p: PoolState, id: string, expiresBy: number, units: number): Slot {
     const abort = new LeaseAbort();
     const slot: Slot = {
       pool: p.name,
@@ -234,9 +235,11 @@ export class RedisCapacityStore implements CapacityStore {
       released: false,
       lost: false,
       abort,
+      units,
       get signal() {
         return abort.signal;
       },
+      resize: (to) => this.resize(p, slot, to),
       release: () => this.release(p, slot),
     };
     p.slots.add(slot);
@@ -265,6 +268,26 @@ export class RedisCapacityStore implements CapacityStore {
         p.lostDelta++;
         this.ctx.degrade(err);
       });
+  }
+
+  /**
+   * A correction of a running request's units, in one RESIZE script. While Redis is unreachable
+   * the correction is not made: the lease keeps the units it was admitted with (the cut-off
+   * worker reuses only what Redis holds for it).
+   */
+  private async resize(p: PoolState, slot: Slot, units: number): Promise<void> {
+    const to = checkUnits(units, 'the corrected cost');
+    if (slot.released || slot.lost || to === slot.units || !this.online) return;
+    try {
+      const held = await this.commands().script<number>('balancerResize', p.keys.script, [
+        ...this.ctx.common(),
+        slot.id,
+        to,
+      ]);
+      if (held === 1 && !slot.released) slot.units = to;
+    } catch (err) {
+      this.ctx.degrade(err);
+    }
   }
 
   private async release(p: PoolState, slot: Slot): Promise<void> {
