@@ -193,13 +193,12 @@ class MemoryLease implements Lease {
     this.abort.abort(new LeaseLostError(this.slotOf.name, 'shutdown'));
   }
 
-  resize(units: number): Promise<void> {
+  async resize(units: number): Promise<void> {
     const to = checkUnits(units, 'the corrected cost');
-    if (!this.held.has(this) || to === this.units) return RELEASED;
+    if (!this.held.has(this) || to === this.units) return;
     const from = this.units;
     this.units = to;
     this.slotOf.resized(from, to);
-    return RELEASED;
   }
 
   release(): Promise<void> {
