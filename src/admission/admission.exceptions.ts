@@ -1,12 +1,7 @@
 import { BadRequestException, HttpException, HttpStatus } from '@nestjs/common';
 
 export type UnavailableReason =
-  | 'unhealthy'
-  | 'shutting_down'
-  | 'queue_full'
-  | 'shed'
-  | 'tenant_queue_full'
-  | 'queue_cost_full';
+  'unhealthy' | 'shutting_down' | 'queue_full' | 'shed' | 'tenant_queue_full' | 'queue_cost_full';
 
 const MESSAGES: Record<UnavailableReason, string> = {
   unhealthy: 'The service is unhealthy; try again later',

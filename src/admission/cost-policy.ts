@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { CostSettings } from '../config/cost-options';
 import { costProblem, wholeUnits } from '../storage/cost-units';
 import { BalancerInvalidCostException } from './admission.exceptions';
+import type { ResolvedPool } from './pool-registry';
 
 /** A header value as units: digits with an optional fraction, nothing else (no sign, no hex). */
 const UNITS_TEXT = /^\d+(\.\d+)?$/;
@@ -75,7 +76,11 @@ export class CostPolicy {
    * Units of the probe's own request (its configured headers, method and path), so a probed
    * concurrency becomes a capacity in units; 1 when they cannot be read (logged).
    */
-  probeUnits(probe: { method: string; path: string | null; headers: Record<string, string> }): number {
+  probeUnits(probe: {
+    method: string;
+    path: string | null;
+    headers: Record<string, string>;
+  }): number {
     if (!this.read) return 1;
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(probe.headers)) headers[k.toLowerCase()] = v;
@@ -114,4 +119,13 @@ function parseHeader(raw: string | string[] | undefined): number | HeaderProblem
   return UNITS_TEXT.test(text)
     ? Number(text)
     : new HeaderProblem(`is not a number (${JSON.stringify(text.slice(0, 40))})`);
+}
+
+/**
+ * Units of one probe request of `pool` (1 when the pool is not costed): a probed concurrency
+ * (and any cap counted in probe requests: interim caps, stored results) times this is the
+ * pool's capacity in units.
+ */
+export function probeRequestUnits(pool: ResolvedPool): number {
+  return pool.cost?.probeUnits(pool.probe) ?? 1;
 }
