@@ -17,6 +17,10 @@ const SECTIONS: Record<string, () => Promise<Runner>> = {
   probe: async () => (await import('./probe-accuracy')).runProbeAccuracyBench,
   real: async () => (await import('./real-workloads')).runRealWorkloadsBench,
   adaptive: async () => (await import('./adaptive-run')).runAdaptiveBench,
+  costs: async () => {
+    const { runCostsBench } = await import('./costs/units');
+    return () => runCostsBench();
+  },
   overload: async () => {
     const { runOverloadBench } = await import('./overload');
     return () => runOverloadBench();
