@@ -15,7 +15,7 @@
  * Rounds interleave the configurations; the table shows medians over rounds.
  *
  *   npm run bench -- costs
- *   ts-node --transpile-only bench/costs/units.ts [--rounds 2] [--seconds 8]
+ *   ts-node --transpile-only bench/costs/units.ts [--rounds 3] [--seconds 5]
  */
 import { Controller, Headers, HttpException, Module, Post, type Type } from '@nestjs/common';
 import { writeFileSync, mkdirSync } from 'node:fs';
@@ -244,8 +244,8 @@ function median(values: number[]): number {
 export async function runCostsBench(
   opts: { rounds?: number; seconds?: number } = {},
 ): Promise<BenchSection> {
-  const rounds = opts.rounds ?? 2;
-  const seconds = opts.seconds ?? 6;
+  const rounds = opts.rounds ?? 3;
+  const seconds = opts.seconds ?? 5;
   const rate = bestRate() * OVERLOAD;
   const configs: Config[] = (['batch', 'call'] as const).flatMap((oomModel) => [
     {
@@ -323,7 +323,7 @@ export async function runCostsBench(
       ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r'],
     ),
     '',
-    'Reproduce: `npm run bench -- costs` (about 2 minutes).',
+    'Reproduce: `npm run bench -- costs` (about 3 minutes).',
   ].join('\n');
   const section = {
     title: 'Cost units vs count caps (token budget)',
