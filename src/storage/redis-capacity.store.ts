@@ -22,7 +22,6 @@ import {
   type StoreContext,
   type StoreMode,
 } from './redis/context';
-import { checkUnits } from './cost-units';
 import { LeaseAbort, LeaseLostError } from './lease-abort';
 import { evictionWarning } from './redis/eviction-policy';
 import { LocalFallback } from './redis/fallback';
@@ -34,6 +33,7 @@ import { PoolTable, type PoolState, type Slot } from './redis/pool-state';
 import { RedisProbeLocks } from './redis/probe-lock';
 import { GlobalQueue } from './redis/queue-waiter';
 import { Recovery } from './redis/recovery';
+import { resizeSlot } from './redis/resize';
 import { readSnapshot, type SnapshotReply } from './redis/snapshot-reply';
 
 export type { RedisStoreTuning, StoreMode } from './redis/context';
@@ -239,7 +239,7 @@ export class RedisCapacityStore implements CapacityStore {
       get signal() {
         return abort.signal;
       },
-      resize: (to) => this.resize(p, slot, to),
+      resize: (to) => resizeSlot(this.ctx, p, slot, to, this.online),
       release: () => this.release(p, slot),
     };
     p.slots.add(slot);
@@ -268,26 +268,6 @@ export class RedisCapacityStore implements CapacityStore {
         p.lostDelta++;
         this.ctx.degrade(err);
       });
-  }
-
-  /**
-   * A correction of a running request's units, in one RESIZE script. While Redis is unreachable
-   * the correction is not made: the lease keeps the units it was admitted with (the cut-off
-   * worker reuses only what Redis holds for it).
-   */
-  private async resize(p: PoolState, slot: Slot, units: number): Promise<void> {
-    const to = checkUnits(units, 'the corrected cost');
-    if (slot.released || slot.lost || to === slot.units || !this.online) return;
-    try {
-      const held = await this.commands().script<number>('balancerResize', p.keys.script, [
-        ...this.ctx.common(),
-        slot.id,
-        to,
-      ]);
-      if (held === 1 && !slot.released) slot.units = to;
-    } catch (err) {
-      this.ctx.degrade(err);
-    }
   }
 
   private async release(p: PoolState, slot: Slot): Promise<void> {
