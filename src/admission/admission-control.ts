@@ -12,7 +12,6 @@ import {
 import { CapacityStore, type Lease } from '../storage/capacity-store.interface';
 import { normalizePriority, normalizeTenant } from '../storage/queue-order';
 import type { PolicyAcquireOptions } from './overload-policy';
-import type { CostPolicy } from './cost-policy';
 import type { ResolvedPool } from './pool-registry';
 import { RouteTable, type Resolution } from './route-table';
 import { declaredBodyBytes, QueuedBodyBytes } from './body-budget';
@@ -142,12 +141,10 @@ export class AdmissionControl {
     const tenant = policy?.hasTenant ? policy.tenantOf(rawReq) : undefined;
     // A costed pool reads the request's units first: a cost it cannot read is a 400 before
     // anything is reserved.
-    const units = pool.cost ? this.unitsOf(pool.cost, rawReq) : undefined;
+    const units = pool.cost?.unitsOf(rawReq, this.events);
     // The common case first, with nothing allocated: the gate is open and a slot is free.
     const free =
-      this.gate.closedReason === null
-        ? this.store.tryAcquire?.(pool.key, tenant, units)
-        : undefined;
+      this.gate.closedReason === null ? this.fastPath(pool.key, tenant, units) : undefined;
     if (free) {
       this.events.emit(pool.key, 'admitted', 0);
       return free;
@@ -243,7 +240,7 @@ export class AdmissionControl {
   ): Lease | undefined {
     const closed = this.gate.closedReason;
     if (closed) throw this.refuse(pool, closed);
-    const lease = this.store.tryAcquire?.(pool.key, tenant, units) ?? undefined;
+    const lease = this.fastPath(pool.key, tenant, units) ?? undefined;
     if (lease) this.events.emit(pool.key, 'admitted', 0);
     return lease;
   }
@@ -264,8 +261,8 @@ export class AdmissionControl {
       timeoutMs: pool.queueTimeoutMs,
       maxQueue: pool.maxQueue,
       signal,
-      cost: units,
-      maxQueueCost: pool.cost?.maxQueueCost,
+      // Only a costed request names units: the others ask the store what they always did.
+      ...(units === undefined ? undefined : { cost: units, maxQueueCost: pool.cost?.maxQueueCost }),
     });
     if (result.ok) {
       this.events.emit(pool.key, 'admitted', result.waitedMs);
@@ -289,14 +286,12 @@ export class AdmissionControl {
     }
   }
 
-  /** The request's units (`CostPolicy.unitsOf`); a 400 `invalid_cost` is counted as an event. */
-  private unitsOf(cost: CostPolicy, rawReq: IncomingMessage): number {
-    try {
-      return cost.unitsOf(rawReq);
-    } catch (error) {
-      this.events.emit(cost.pool, 'invalid_cost', 0);
-      throw error;
-    }
+  /** The store's fast path (`units` only for a costed request). */
+  private fastPath(key: string, tenant: string | undefined, units: number | undefined) {
+    const store = this.store;
+    return units === undefined
+      ? store.tryAcquire?.(key, tenant)
+      : store.tryAcquire?.(key, tenant, units);
   }
 
   /** A rejection before the queue (gate closed, byte budget spent): counted, then thrown. */

@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { IncomingMessage } from 'node:http';
 import type { CostSettings } from '../config/cost-options';
 import { costProblem, wholeUnits } from '../storage/cost-units';
+import type { AdmissionEvents } from './admission-events';
 import { BalancerInvalidCostException } from './admission.exceptions';
 import type { ResolvedPool } from './pool-registry';
 
@@ -52,19 +53,24 @@ export class CostPolicy {
     return new CostPolicy(pool, settings, log ? new Logger('BalancerModule') : undefined);
   }
 
-  /** The request's units (whole, >= 1); throws `BalancerInvalidCostException` (400). */
-  unitsOf(req: IncomingMessage): number {
+  /**
+   * The request's units (whole, >= 1); throws `BalancerInvalidCostException` (400), counted as
+   * an `invalid_cost` admission event when `events` is given.
+   */
+  unitsOf(req: IncomingMessage, events?: AdmissionEvents): number {
     if (!this.read) return 1;
     let value: unknown;
     try {
       value = this.read(req);
     } catch (error) {
       this.logOnce(`threw (${error instanceof Error ? error.message : String(error)})`);
+      events?.emit(this.pool, 'invalid_cost', 0);
       throw new BalancerInvalidCostException(`The cost of this request could not be read`);
     }
     const problem = value instanceof HeaderProblem ? value.problem : costProblem(value);
     if (problem !== null) {
       if (this.settings.cost) this.logOnce(`returned a value that ${problem}`);
+      events?.emit(this.pool, 'invalid_cost', 0);
       throw new BalancerInvalidCostException(
         `The cost of this request (${this.what}) ${problem}: it must be a positive number of units`,
       );
