@@ -54,6 +54,7 @@ local function leaseUnits(id, u)
   redis.call('HINCRBY', meta, 'units_admitted', u)
   if u == 1 then return end
   redis.call('HSET', costs, id, u)
+  redis.call('HSET', meta, 'costed', 1)
   bump('lx', u - 1)
 end
 
