@@ -134,6 +134,21 @@ export function runCostUnitsContract(create: () => Promise<CapacityStore>): void
     expect(await units('hol')).toMatchObject({ active: 0, queued: 0 });
   });
 
+  it('head-of-line follows the queue order of priorities: a higher priority becomes the head', async () => {
+    await store.setCapacity('prio', 10, 'manual');
+    const full = await take('prio', 10);
+    const big = (await enqueue('prio', 8)).granted;
+    const urgent = (await enqueue('prio', 3, { priority: 1 })).granted;
+    await full.release();
+    // The urgent one (3) is the head and enters; the big one (8) waits for it (3 + 8 > 10).
+    const urgentLease = await urgent;
+    expect(await units('prio')).toMatchObject({ active: 3, queued: 8 });
+    await urgentLease.release();
+    const bigLease = await big;
+    expect(await units('prio')).toMatchObject({ active: 8, queued: 0 });
+    await bigLease.release();
+  });
+
   it('does not starve a large request behind a stream of small ones', async () => {
     await store.setCapacity('big', 4, 'manual');
     const held = [await take('big', 1), await take('big', 1), await take('big', 1)];
