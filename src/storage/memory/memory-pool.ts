@@ -54,7 +54,7 @@ export class MemoryPool {
   private admittedUnits = 0;
   /** Units waiting in the queue. */
   private queuedUnits = 0;
-  /** A request named a cost other than 1, or `maxQueueCost`: the snapshot shows units. */
+  /** A request named a cost (or `maxQueueCost`), or a lease was corrected: the snapshot shows units. */
   private costed = false;
   readonly counters: PoolCounters = { admitted: 0, rejected: 0, timedOut: 0, shed: 0 };
   private readonly queue = new OrderedQueue<Waiter>();
@@ -98,16 +98,16 @@ export class MemoryPool {
     const tenant = options.tenant || DEFAULT_TENANT;
     if (tenant !== DEFAULT_TENANT) this.admittedByTenant ??= new HeavyHitters();
     const lease = this.tryGrant(tenant, options.cost);
-    const cost = options.cost ?? 1;
     if (lease) return Promise.resolve({ ok: true, lease, waitedMs: 0 });
     const now = performance.now();
     if (this.queue.size >= options.maxQueue) {
       this.counters.rejected++;
       return refusal('queue_full');
     }
+    const cost = options.cost ?? 1;
     const maxCost = options.maxQueueCost;
     if (maxCost) this.costed = true;
-    if (maxCost && maxCost > 0 && this.queuedUnits + cost > maxCost) {
+    if (maxCost && this.queuedUnits + cost > maxCost) {
       this.counters.rejected++;
       return refusal('queue_cost_full');
     }
