@@ -20,6 +20,7 @@ const TIMING_SUITES = [
   'test/overload/redis-tenants.e2e-spec.ts',
   'test/overload/tenants.e2e-spec.ts',
   'test/probe/probe.e2e-spec.ts',
+  'test/probe/probe-units.e2e-spec.ts',
   'test/probe/startup-probe.e2e-spec.ts',
   'test/redis/probe-once.e2e-spec.ts',
 ];

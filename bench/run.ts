@@ -17,6 +17,7 @@ const SECTIONS: Record<string, () => Promise<Runner>> = {
   probe: async () => (await import('./probe-accuracy')).runProbeAccuracyBench,
   real: async () => (await import('./real-workloads')).runRealWorkloadsBench,
   adaptive: async () => (await import('./adaptive-run')).runAdaptiveBench,
+  costs: async () => (await import('./costs/index')).runCostAndDeadlineBench,
   deadlines: async () => (await import('./costs/deadlines')).runDeadlinesBench,
   overload: async () => {
     const { runOverloadBench } = await import('./overload');

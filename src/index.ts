@@ -27,6 +27,9 @@ export { AdmissionInterceptor } from './admission/admission.interceptor';
 export { AdmissionGuard } from './admission/admission.guard';
 export { AdmissionGate } from './admission/admission-gate';
 export { LeaseSignal } from './admission/lease-signal.decorator';
+export { CostReservation } from './admission/cost-reservation.decorator';
+export { InvalidCostError, MAX_COST } from './storage/cost-units';
+export type { CostFunction } from './config/cost-options';
 export { LeaseLostError } from './storage/lease-abort';
 export { DeadlineSignal } from './admission/deadline-signal.decorator';
 export { DeadlineExceededError } from './admission/request-deadline';
@@ -37,6 +40,7 @@ export {
 } from './admission/balancer.service';
 export {
   BalancerDeadlineException,
+  BalancerInvalidCostException,
   BalancerQueueTimeoutException,
   BalancerRejection,
   BalancerUnavailableException,

@@ -232,8 +232,15 @@ export class PoolCard {
     setText(this.queued.sub, e.max_queue ? `of ${fmtInt(e.max_queue)} max` : 'no queue');
     setText(this.active.sub, e.capacity ? `of ${fmtInt(e.capacity)}` : '');
     setText(this.available.sub, '');
+    // A costed pool's capacity counts units: the subs say how many are held and waiting.
+    const units = e.units;
+    if (units) {
+      setText(this.active.sub, `${fmtInt(units.active)} units of ${fmtInt(e.capacity ?? 0)}`);
+      setText(this.available.sub, 'units');
+      setText(this.queued.sub, `${fmtInt(units.queued)} units waiting`);
+    }
 
-    const u = e.capacity ? e.active_requests / e.capacity : 0;
+    const u = e.capacity ? (units?.active ?? e.active_requests) / e.capacity : 0;
     const level = e.capacity === null ? 'unknown' : utilizationLevel(u);
     this.bar.className = `util util-${level}`;
     this.barFill.style.width = `${Math.min(100, Math.max(0, u * 100)).toFixed(1)}%`;

@@ -49,6 +49,8 @@ export interface EndpointStats {
   overload?: { shedding: boolean; drain_ms: number | null };
   /** Present once a request of the pool named a tenant. Tenant keys are untrusted request text. */
   tenants?: { queued: TenantCount[]; admitted: TenantCount[] };
+  /** Costed pools (capacity in units): units in flight, waiting, admitted; `maxQueueCost`. */
+  units?: { active: number; queued: number; admitted: number; max_queue_cost: number | null };
   probe: ProbeInfo;
 }
 

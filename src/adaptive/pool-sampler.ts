@@ -7,18 +7,24 @@ import type { AdaptiveObservation } from './capacity-controller';
  * flight from the samples, and the mean time a slot was held by Little's law (in flight /
  * rate). The pool counts as saturated when at least half the samples found waiters or every
  * slot busy.
+ *
+ * A costed pool (its snapshot has `units`) is read in units: its capacity counts units, so the
+ * rate is units admitted per second and the mean in flight is units; Little's law then gives the
+ * mean time a unit was held, and the controller's proportional steps work on units unchanged.
+ * `completions` stays a count of requests (too few requests say nothing, whatever their size).
  */
 export class PoolSampler {
   private samples = 0;
   private activeSum = 0;
   private busy = 0;
-  private start: { at: number; admitted: number } | null = null;
+  private start: { at: number; admitted: number; units: number } | null = null;
 
   add(s: PoolSnapshot, at: number): void {
-    if (!this.start) this.start = { at, admitted: s.counters.admitted };
+    if (!this.start) this.start = { at, admitted: s.counters.admitted, units: unitsAdmitted(s) };
     this.samples++;
-    this.activeSum += s.active;
-    if (s.queued > 0 || (s.capacity !== null && s.active >= s.capacity)) this.busy++;
+    const active = s.units?.active ?? s.active;
+    this.activeSum += active;
+    if (s.queued > 0 || (s.capacity !== null && active >= s.capacity)) this.busy++;
   }
 
   /** Admissions since the interval started (0 before its first sample). */
@@ -32,13 +38,14 @@ export class PoolSampler {
     const samples = this.samples;
     const activeSum = this.activeSum;
     const busy = this.busy;
-    this.start = { at, admitted: s.counters.admitted };
+    this.start = { at, admitted: s.counters.admitted, units: unitsAdmitted(s) };
     this.samples = 0;
     this.activeSum = 0;
     this.busy = 0;
     if (!start || samples < 2 || at <= start.at) return null;
     const completions = Math.max(0, s.counters.admitted - start.admitted);
-    const throughputRps = (completions * 1000) / (at - start.at);
+    const served = Math.max(0, unitsAdmitted(s) - start.units);
+    const throughputRps = (served * 1000) / (at - start.at);
     const meanActive = activeSum / samples;
     return {
       capacity,
@@ -48,4 +55,9 @@ export class PoolSampler {
       saturated: busy * 2 >= samples,
     };
   }
+}
+
+/** Units admitted so far (requests for a pool that is not costed). */
+function unitsAdmitted(s: PoolSnapshot): number {
+  return s.units?.admitted ?? s.counters.admitted;
 }

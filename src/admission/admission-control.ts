@@ -142,6 +142,9 @@ export class AdmissionControl {
     // only when the request has to queue.
     const policy = pool.overload;
     const tenant = policy?.hasTenant ? policy.tenantOf(rawReq) : undefined;
+    // A costed pool reads the request's units first: a cost it cannot read is a 400 before
+    // anything is reserved.
+    const units = pool.cost?.unitsOf(rawReq, this.events);
     const deadline = pool.deadline?.deadlineOf(rawReq);
     if (deadline !== undefined) {
       setRequestDeadline(rawReq, pool.key, deadline);
@@ -150,12 +153,12 @@ export class AdmissionControl {
     }
     // The common case first, with nothing allocated: the gate is open and a slot is free.
     const free =
-      this.gate.closedReason === null ? this.store.tryAcquire?.(pool.key, tenant) : undefined;
+      this.gate.closedReason === null ? this.fastPath(pool.key, tenant, units) : undefined;
     if (free) {
       this.events.emit(pool.key, 'admitted', 0);
       return free;
     }
-    const lease = withRetryAfter(raw, () => this.immediate(pool, tenant));
+    const lease = withRetryAfter(raw, () => this.immediate(pool, tenant, units));
     if (lease) return lease;
     const late = deadline === undefined ? undefined : this.deadlines.unreachable(pool, deadline);
     if (late) throw withRetryAfter(raw, () => late);
@@ -165,7 +168,7 @@ export class AdmissionControl {
       throw withRetryAfter(raw, () => this.refuse(pool, 'queue_full'));
     }
     const options = policy?.acquireOptions(tenant, policy.priorityOf(rawReq));
-    const waiting = this.wait(raw, pool, options, deadline);
+    const waiting = this.wait(raw, pool, options, deadline, units);
     return bytes === 0 ? waiting : waiting.finally(() => this.bodies.release(pool.key, bytes));
   }
 
@@ -175,6 +178,7 @@ export class AdmissionControl {
     pool: ResolvedPool,
     policy: PolicyAcquireOptions | undefined,
     deadline: number | undefined,
+    units: number | undefined,
   ): Promise<Lease> {
     const abort = new AbortController();
     const onGone = (): void => {
@@ -189,6 +193,7 @@ export class AdmissionControl {
         timed?.signal ?? abort.signal,
         () => new ClientClosedRequestException(),
         policy,
+        units,
       );
       if (raw.destroyed || raw.writableFinished) {
         // The client left between the grant and now: give the slot straight back.
@@ -215,14 +220,15 @@ export class AdmissionControl {
   acquire(
     pool: ResolvedPool,
     signal?: AbortSignal,
-    caller: { tenant?: string; priority?: number; deadline?: number } = {},
+    caller: { tenant?: string; priority?: number; deadline?: number; units?: number } = {},
   ): Lease | Promise<Lease> {
     signal?.throwIfAborted();
     const deadline = caller.deadline;
     const passed = deadline === undefined ? undefined : this.deadlines.passed(pool, deadline);
     if (passed) throw passed;
     const tenant = normalizeTenant(caller.tenant);
-    const lease = this.immediate(pool, tenant);
+    const units = caller.units ?? (pool.cost ? 1 : undefined);
+    const lease = this.immediate(pool, tenant, units);
     if (lease) return lease;
     const late = deadline === undefined ? undefined : this.deadlines.unreachable(pool, deadline);
     if (late) throw late;
@@ -233,7 +239,7 @@ export class AdmissionControl {
       pool.overload?.acquireOptions(tenant, priority) ??
       (tenant !== undefined || priority !== 0 ? { tenant, priority } : undefined);
     const timed = deadline === undefined ? undefined : deadlineSignal(deadline, pool.key, signal);
-    return this.queue(pool, timed?.signal ?? signal, aborted, policy)
+    return this.queue(pool, timed?.signal ?? signal, aborted, policy, units)
       .then((granted) => {
         if (!signal?.aborted) return granted;
         void granted.release();
@@ -246,10 +252,14 @@ export class AdmissionControl {
    * Gate closed: the 503 (counted). Else a slot at once when one is free and nobody waits
    * (`tenant`, when known, for the store's per-tenant admitted counts).
    */
-  private immediate(pool: ResolvedPool, tenant: string | undefined): Lease | undefined {
+  private immediate(
+    pool: ResolvedPool,
+    tenant: string | undefined,
+    units: number | undefined,
+  ): Lease | undefined {
     const closed = this.gate.closedReason;
     if (closed) throw this.refuse(pool, closed);
-    const lease = this.store.tryAcquire?.(pool.key, tenant) ?? undefined;
+    const lease = this.fastPath(pool.key, tenant, units) ?? undefined;
     if (lease) this.events.emit(pool.key, 'admitted', 0);
     return lease;
   }
@@ -263,12 +273,15 @@ export class AdmissionControl {
     signal: AbortSignal | undefined,
     aborted: () => unknown,
     policy: PolicyAcquireOptions | undefined,
+    units: number | undefined,
   ): Promise<Lease> {
     const acquiring = this.store.acquire(pool.key, {
       ...policy,
       timeoutMs: pool.queueTimeoutMs,
       maxQueue: pool.maxQueue,
       signal,
+      // Only a costed request names units: the others ask the store what they always did.
+      ...(units === undefined ? undefined : { cost: units, maxQueueCost: pool.cost?.maxQueueCost }),
     });
     const result = await (this.deadlines.meter(pool)?.track(acquiring) ?? acquiring);
     if (result.ok) {
@@ -291,12 +304,21 @@ export class AdmissionControl {
         throw new BalancerQueueTimeoutException(result.waitedMs / 1000, pool.retryAfter);
       case 'queue_full':
       case 'tenant_queue_full':
+      case 'queue_cost_full':
         throw new BalancerUnavailableException(why, pool.retryAfter);
       case 'shed':
         throw new BalancerUnavailableException('shed', result.retryAfterS ?? pool.retryAfter);
       default:
         throw this.unavailable(why);
     }
+  }
+
+  /** The store's fast path (`units` only for a costed request). */
+  private fastPath(key: string, tenant: string | undefined, units: number | undefined) {
+    const store = this.store;
+    return units === undefined
+      ? store.tryAcquire?.(key, tenant)
+      : store.tryAcquire?.(key, tenant, units);
   }
 
   /** A rejection before the queue (gate closed, byte budget spent): counted, then thrown. */

@@ -4,6 +4,8 @@ export type AdmissionOutcome =
   | 'admitted'
   | 'queue_full'
   | 'tenant_queue_full'
+  | 'queue_cost_full'
+  | 'invalid_cost'
   | 'shed'
   | 'timeout'
   /** The request's deadline passed while it waited, or before it arrived (504 `deadline`). */

@@ -1,4 +1,4 @@
-import { HttpException, HttpStatus } from '@nestjs/common';
+import { BadRequestException, HttpException, HttpStatus } from '@nestjs/common';
 
 export type UnavailableReason =
   | 'unhealthy'
@@ -6,7 +6,8 @@ export type UnavailableReason =
   | 'queue_full'
   | 'shed'
   | 'tenant_queue_full'
-  | 'deadline_unreachable';
+  | 'deadline_unreachable'
+  | 'queue_cost_full';
 
 const MESSAGES: Record<UnavailableReason, string> = {
   unhealthy: 'The service is unhealthy; try again later',
@@ -16,6 +17,7 @@ const MESSAGES: Record<UnavailableReason, string> = {
   tenant_queue_full: 'Too many requests of this client are already waiting for this endpoint',
   deadline_unreachable:
     "The queue ahead is predicted to take longer than the time left before this request's deadline",
+  queue_cost_full: 'Too many units of work are already waiting for this endpoint',
 };
 
 /** Base of the balancer's rejections: carries the `Retry-After` seconds. */
@@ -73,5 +75,17 @@ export class BalancerDeadlineException extends BalancerRejection {
 export class ClientClosedRequestException extends HttpException {
   constructor() {
     super('Client closed the request while it was queued', 499);
+  }
+}
+
+/**
+ * 400: the request's cost could not be read (`costHeader` missing or not a positive number, the
+ * `cost` function threw or returned one that is not): no units are reserved, nothing runs.
+ */
+export class BalancerInvalidCostException extends BadRequestException {
+  readonly reason = 'invalid_cost';
+
+  constructor(detail: string) {
+    super({ statusCode: 400, error: 'Bad Request', message: detail, reason: 'invalid_cost' });
   }
 }

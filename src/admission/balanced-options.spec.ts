@@ -47,6 +47,26 @@ describe('@Balanced() overload options', () => {
   });
 });
 
+describe('@Balanced() cost options', () => {
+  it('accepts a cost function or header and maxQueueCost', () => {
+    expect(validateBalancedOptions({ cost: () => 3, maxQueueCost: 100 }, WHERE)).toEqual([]);
+    expect(validateBalancedOptions({ costHeader: 'x-tokens' }, WHERE)).toEqual([]);
+  });
+
+  it('names the field of a bad value, and refuses a function and a header together', () => {
+    expect(
+      validateBalancedOptions({ cost: 5, costHeader: 'x tokens', maxQueueCost: 0 }, WHERE).sort(),
+    ).toEqual(
+      [
+        `${WHERE}: cost must be a function (req) => number of units (TypeScript only; in YAML use cost_header)`,
+        `${WHERE}: costHeader must be an HTTP header name such as x-tokens`,
+        `${WHERE}: maxQueueCost must be a positive integer (units)`,
+        `${WHERE}: cost and costHeader are both set; use one of them`,
+      ].sort(),
+    );
+  });
+});
+
 describe('mergeBalancedOptions', () => {
   it('is undefined without either decorator', () => {
     expect(mergeBalancedOptions(undefined, undefined)).toBeUndefined();

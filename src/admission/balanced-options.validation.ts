@@ -16,9 +16,15 @@ import {
   type DeadlineFunction,
   type DeadlineSettings,
 } from '../config/deadline-options';
+import {
+  costConflicts,
+  CostRules,
+  type CostFunction,
+  type CostSettings,
+} from '../config/cost-options';
 
 /** What `@Balanced()` accepts, with the same rules as `endpoints[path]` in the module options. */
-class BalancedOptionsSchema implements OverloadSettings, DeadlineSettings {
+class BalancedOptionsSchema implements OverloadSettings, DeadlineSettings, CostSettings {
   @QueueRules.capacity()
   capacity?: number;
 
@@ -65,6 +71,14 @@ class BalancedOptionsSchema implements OverloadSettings, DeadlineSettings {
 
   @DeadlineRules.deadline()
   deadline?: DeadlineFunction;
+  @CostRules.cost()
+  cost?: CostFunction;
+
+  @CostRules.costHeader()
+  costHeader?: string;
+
+  @CostRules.maxQueueCost()
+  maxQueueCost?: number;
 }
 
 /**
@@ -80,5 +94,6 @@ export function validateBalancedOptions(options: unknown, where: string): string
   collect(validateSync(schema, VALIDATE), [], (path) => `${where}: ${path.join('.')}`, problems);
   problems.push(...overloadConflicts(schema, where));
   problems.push(...deadlineConflicts(schema, where));
+  problems.push(...costConflicts(schema, where));
   return problems;
 }

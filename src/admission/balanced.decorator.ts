@@ -3,6 +3,7 @@ import { PATH_METADATA } from '@nestjs/common/constants';
 import { BALANCED_METADATA } from '../config/balancer.constants';
 import type { EndpointOptions, EndpointProbeOptions } from '../config/balancer-options';
 import { mergeDeadlineSettings } from '../config/deadline-options';
+import { mergeCostSettings } from '../config/cost-options';
 import { mergeOverloadSettings } from '../config/overload-options';
 import { AdmissionGuard } from './admission.guard';
 import { wrapForAdmission } from './handler-wrapper';
@@ -24,6 +25,9 @@ export interface BalancedOptions extends Pick<
   | 'priorityAging'
   | 'deadlineHeader'
   | 'deadline'
+  | 'cost'
+  | 'costHeader'
+  | 'maxQueueCost'
 > {
   /** How the probe calls this route (method, headers, body, concrete path). */
   probe?: EndpointProbeOptions;
@@ -105,6 +109,10 @@ export function mergeBalancedOptions(
   const deadline = mergeDeadlineSettings([methodLevel, classLevel]);
   for (const key of ['deadline', 'deadlineHeader'] as const) {
     if (deadline[key] === undefined) delete merged[key];
+  }
+  const cost = mergeCostSettings([methodLevel, classLevel]);
+  for (const key of ['cost', 'costHeader'] as const) {
+    if (cost[key] === undefined) delete merged[key];
   }
   return merged;
 }

@@ -49,6 +49,13 @@ export interface EndpointStats {
    * Tenant keys are request text: untrusted.
    */
   tenants?: { queued: TenantCount[]; admitted: TenantCount[] };
+  /**
+   * Cost units (a pool with `cost`, `costHeader` or `maxQueueCost`, or that a `run()` gave a
+   * cost): `capacity`, `available_slots` and `utilization` then count units, and this gives the
+   * units in flight, waiting and admitted so far, and the pool's `maxQueueCost` (null: none).
+   * Absent while every request counts 1.
+   */
+  units?: { active: number; queued: number; admitted: number; max_queue_cost: number | null };
   routes: string[];
   queue_timeout: number;
   max_queue: number;
@@ -135,7 +142,8 @@ export class BalancerStatsService {
         ? this.store.getProbeResult(pool.key).catch((): StoredProbeResult | null => null)
         : null,
     ]);
-    const available = s.capacity === null ? 0 : Math.max(0, s.capacity - s.active);
+    const held = s.units?.active ?? s.active;
+    const available = s.capacity === null ? 0 : Math.max(0, s.capacity - held);
     const deadline = this.deadlines.counts(pool.key);
     return {
       capacity: s.capacity,
@@ -144,7 +152,7 @@ export class BalancerStatsService {
       queued: s.queued,
       healthy: this.gate.isHealthy,
       capacity_source: s.source,
-      utilization: s.capacity ? s.active / s.capacity : 0,
+      utilization: s.capacity ? held / s.capacity : 0,
       admitted: s.counters.admitted,
       rejected: s.counters.rejected,
       timed_out: s.counters.timedOut,
@@ -153,6 +161,7 @@ export class BalancerStatsService {
       deadline_unreachable: deadline.unreachable,
       lost_leases: s.lostLeases ?? 0,
       ...overloadOf(s),
+      ...unitsOf(pool, s),
       routes: pool.routes.map((r) => `${r.method} ${r.path}`),
       queue_timeout: pool.queueTimeoutMs / 1000,
       max_queue: pool.maxQueue,
@@ -209,6 +218,13 @@ function overloadOf(s: PoolSnapshot): Pick<EndpointStats, 'overload' | 'tenants'
   if (s.overload) out.overload = { shedding: s.overload.shedding, drain_ms: s.overload.drainMs };
   if (s.tenants) out.tenants = { queued: s.tenants.queued, admitted: s.tenants.admitted };
   return out;
+}
+
+/** The units of a costed pool (absent keys stay absent for pools that count requests). */
+function unitsOf(pool: ResolvedPool, s: PoolSnapshot): Pick<EndpointStats, 'units'> {
+  if (!s.units && !pool.cost) return {};
+  const u = s.units ?? { active: s.active, queued: s.queued, admitted: s.counters.admitted };
+  return { units: { ...u, max_queue_cost: pool.cost?.maxQueueCost ?? null } };
 }
 
 /** `report.stopReason` of a stored probe report (free-form JSON), or null. */

@@ -1,5 +1,7 @@
 import { Injectable } from '@nestjs/common';
+import { checkUnits } from '../storage/cost-units';
 import { AdmissionControl } from './admission-control';
+import { reservationOf, type CostReservation } from './cost-reservation.decorator';
 import { NEVER_ABORTED } from './lease-signal.decorator';
 import { PoolRegistry } from './pool-registry';
 import { deadlineAt, deadlineSignal } from './request-deadline';
@@ -27,6 +29,13 @@ export interface BalancerRunOptions {
    * aborts at it with a `DeadlineExceededError`. Unset, non-finite or beyond 2^31 - 1 ms: none.
    */
   deadline?: number | Date;
+  /**
+   * Units this work holds while it runs (tokens, pixels, bytes): a positive number, fractions
+   * rounded up; the pool's capacity counts units (docs/cost-and-deadlines.md). Anything else
+   * rejects with `InvalidCostError` before the pool is touched. `fn`'s second argument corrects
+   * it while it runs. @default 1
+   */
+  cost?: number;
 }
 
 /** `run()` was given a pool name that no watched route declares. */
@@ -62,8 +71,9 @@ export class BalancerPoolNotFoundError extends Error {
  * reason is a `LeaseLostError`), and, with `options.deadline`, when the deadline passes (its
  * reason is a `DeadlineExceededError`).
  * Rejections: `BalancerUnavailableException` (503-equivalent; `reason` `unhealthy`,
- * `shutting_down`, `queue_full`, `tenant_queue_full`, `shed` or `deadline_unreachable`),
- * `BalancerQueueTimeoutException` and `BalancerDeadlineException` (504-equivalents),
+ * `shutting_down`, `queue_full`, `tenant_queue_full`, `queue_cost_full`, `shed` or
+ * `deadline_unreachable`), `BalancerQueueTimeoutException` and `BalancerDeadlineException`
+ * (504-equivalents), `InvalidCostError` for a bad `cost`,
  * `signal.reason` when aborted, `BalancerPoolNotFoundError` for an unknown pool. Whatever `fn`
  * throws is rethrown unchanged.
  */
@@ -76,7 +86,7 @@ export class BalancerService {
 
   async run<T>(
     pool: string,
-    fn: (signal: AbortSignal) => T | PromiseLike<T>,
+    fn: (signal: AbortSignal, reservation: CostReservation) => T | PromiseLike<T>,
     options: BalancerRunOptions = {},
   ): Promise<Awaited<T>> {
     const resolved = this.registry.get(pool);
@@ -87,11 +97,16 @@ export class BalancerService {
       );
     }
     const deadline = deadlineAt(options.deadline);
-    const lease = await this.control.acquire(resolved, options.signal, { ...options, deadline });
+    const units = options.cost === undefined ? undefined : checkUnits(options.cost, 'run() cost');
+    const lease = await this.control.acquire(resolved, options.signal, {
+      ...options,
+      deadline,
+      units,
+    });
     const timed = deadline === undefined ? undefined : deadlineSignal(deadline, pool);
     const lost = lease.signal ?? NEVER_ABORTED;
     try {
-      return await fn(timed ? AbortSignal.any([lost, timed.signal]) : lost);
+      return await fn(timed ? AbortSignal.any([lost, timed.signal]) : lost, reservationOf(lease));
     } finally {
       timed?.disarm();
       void lease.release();

@@ -5,7 +5,7 @@ import type { ResolvedBalancerOptions } from '../config/resolve-options';
 import type { Lease } from '../storage/capacity-store.interface';
 import { AdmissionControl } from './admission-control';
 import { admissionOf, attachAdmission } from './admission-state';
-import { BalancerRejection } from './admission.exceptions';
+import { BalancerInvalidCostException, BalancerRejection } from './admission.exceptions';
 import { hasBody } from './body-budget';
 import { armBodyDeadline } from './body-deadline';
 import { lingerAfterResponse } from './lingering-close';
@@ -112,7 +112,9 @@ function answerUnread(
   res: ServerResponse,
   lingerMs: number,
 ): unknown {
-  if (error instanceof BalancerRejection && !req.complete && !res.headersSent) {
+  const refused =
+    error instanceof BalancerRejection || error instanceof BalancerInvalidCostException;
+  if (refused && !req.complete && !res.headersSent) {
     lingerAfterResponse(req, res, lingerMs);
   }
   return error;

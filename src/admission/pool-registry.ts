@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { DeadlinePolicy } from './deadline-policy';
+import type { CostPolicy } from './cost-policy';
 import type { OverloadPolicy } from './overload-policy';
 
 export interface PoolRoute {
@@ -50,6 +51,8 @@ export interface ResolvedPool {
   overload?: OverloadPolicy;
   /** How requests tell their deadline (`deadline` / `deadlineHeader`); absent when off. */
   deadline?: DeadlinePolicy;
+  /** Cost units (`cost`, `costHeader`, `maxQueueCost`); absent when none is configured. */
+  cost?: CostPolicy;
   probe: PoolProbeTarget;
   probeStatus: PoolProbeStatus;
 }

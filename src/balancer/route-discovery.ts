@@ -36,6 +36,8 @@ import { OverloadPolicy } from '../admission/overload-policy';
 import { mergeOverloadSettings } from '../config/overload-options';
 import { DeadlinePolicy } from '../admission/deadline-policy';
 import { mergeDeadlineSettings } from '../config/deadline-options';
+import { CostPolicy } from '../admission/cost-policy';
+import { mergeCostSettings } from '../config/cost-options';
 import type { EndpointOptions } from '../config/balancer-options';
 import { excludedFromGlobalPrefix } from '../config/global-prefix';
 import { normalizePath, type ResolvedBalancerOptions } from '../config/resolve-options';
@@ -171,6 +173,7 @@ export class RouteDiscovery {
           mergeDeadlineSettings([configured, b], o.deadlineHeader),
           o.logger,
         ),
+        cost: CostPolicy.from(key, mergeCostSettings([configured, b]), o.logger),
         probe: {
           method:
             configured?.method ??

@@ -11,6 +11,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { ADAPTIVE_TYPE, AdaptiveOptions } from './adaptive-options';
+import { CostRules, type CostFunction, type CostSettings } from './cost-options';
 import {
   all,
   OverloadRules,
@@ -47,7 +48,7 @@ export const QueueRules = {
 /** Per-endpoint settings; used by `endpoints[path]` (YAML or TS) and by `@Balanced()`. */
 export class EndpointOptions
   extends EndpointProbeOptions
-  implements OverloadSettings, DeadlineSettings
+  implements OverloadSettings, DeadlineSettings, CostSettings
 {
   /** Manual capacity: skips probing for this endpoint. */
   @QueueRules.capacity()
@@ -138,4 +139,20 @@ export class EndpointOptions
    */
   @DeadlineRules.deadline()
   deadline?: DeadlineFunction;
+
+  /**
+   * Units a request holds while it runs (tokens, pixels, bytes): a function of the Node request
+   * (headers; the body is unread) returning a positive number. The pool's capacity then counts
+   * units. TypeScript only; not with `costHeader`. @default every request counts 1
+   */
+  @CostRules.cost()
+  cost?: CostFunction;
+
+  /** Header the app trusts whose value is the request's units (e.g. set by a gateway); not with `cost`. */
+  @CostRules.costHeader()
+  costHeader?: string;
+
+  /** Most units waiting in the pool's queue; beyond it requests get 503 `queue_cost_full`. @default none */
+  @CostRules.maxQueueCost()
+  maxQueueCost?: number;
 }

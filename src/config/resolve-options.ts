@@ -11,6 +11,7 @@ import {
   type MetricsRegistry,
 } from './balancer-options';
 import { deadlineConflicts } from './deadline-options';
+import { costConflicts } from './cost-options';
 import { overloadConflicts } from './overload-options';
 import { resolveMetrics } from './resolve-metrics';
 import { collect, isPlainObject, VALIDATE, type Locate } from './validation-report';
@@ -273,6 +274,7 @@ export function resolveBalancerOptions(
         collect(validateSync(entry, VALIDATE), ['endpoints', path], locate, problems);
         problems.push(...overloadConflicts(entry, locate(['endpoints', path])));
         problems.push(...deadlineConflicts(entry, locate(['endpoints', path])));
+        problems.push(...costConflicts(entry, locate(['endpoints', path])));
         boundsOk(entry.adaptive, ['endpoints', path, 'adaptive']);
         if (entry.method) entry.method = entry.method.toUpperCase() as EndpointOptions['method'];
         resolvedEndpoints[path] = entry;

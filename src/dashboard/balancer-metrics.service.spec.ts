@@ -182,3 +182,26 @@ describe('BalancerMetrics: overload policies', () => {
     expect(decisions).toContainEqual(['{pool="/llm",outcome="deadline_unreachable"}', 2]);
   });
 });
+
+describe('BalancerMetrics: cost units', () => {
+  const made: BalancerMetrics[] = [];
+  afterEach(() => made.splice(0).forEach((m) => m.onModuleDestroy()));
+
+  it('balancer_cost_units has in-flight and queued units of costed pools only', async () => {
+    const current = {
+      stats: statsOf({
+        '/gen': endpoint({
+          capacity: 100,
+          units: { active: 60, queued: 250, admitted: 900, max_queue_cost: null },
+        }),
+        '/plain': endpoint({}),
+      }),
+    };
+    const metrics = metricsOf(current);
+    made.push(metrics);
+    expect(await series(metrics, 'balancer_cost_units')).toEqual([
+      ['{pool="/gen",state="in_flight"}', 60],
+      ['{pool="/gen",state="queued"}', 250],
+    ]);
+  });
+});

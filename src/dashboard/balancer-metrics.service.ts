@@ -166,6 +166,20 @@ export class BalancerMetrics implements OnModuleInit, OnModuleDestroy {
       perPool((e) => e.queued),
     );
     gauge(
+      'balancer_cost_units',
+      'Cost units of a costed pool: in flight (state=in_flight) and waiting (state=queued).',
+      ['pool', 'state'],
+      (s) =>
+        Object.entries(s.endpoints).flatMap(([pool, e]): Row[] =>
+          e.units
+            ? [
+                [{ pool, state: 'in_flight' }, e.units.active],
+                [{ pool, state: 'queued' }, e.units.queued],
+              ]
+            : [],
+        ),
+    );
+    gauge(
       'balancer_queued_body_bytes',
       'Bytes of request bodies read before admission that wait in the queue (this process).',
       ['pool'],
@@ -291,7 +305,7 @@ export class BalancerMetrics implements OnModuleInit, OnModuleDestroy {
 
     this.decisions = new client.Counter({
       name: named('balancer_admission_decisions_total'),
-      help: 'Admission decisions of this process by outcome (admitted, queue_full, tenant_queue_full, shed, timeout, deadline, deadline_unreachable, aborted, unhealthy, shutting_down).',
+      help: 'Admission decisions of this process by outcome (admitted, queue_full, tenant_queue_full, queue_cost_full, invalid_cost, shed, timeout, deadline, deadline_unreachable, aborted, unhealthy, shutting_down).',
       labelNames: [...defaultNames, 'pool', 'outcome'],
       registers,
     });

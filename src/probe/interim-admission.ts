@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { probeRequestUnits } from '../admission/cost-policy';
 import type { ResolvedPool } from '../admission/pool-registry';
 import { CapacityStore } from '../storage/capacity-store.interface';
 import { MAX_PRIORITY } from '../storage/queue-order';
@@ -51,6 +52,8 @@ export class ProbeSlots {
   private dedicated = 0;
   private dedicatedBusy = 0;
   private current: number | null = null;
+  /** Units of one probe request (costed pools: caps here count probe requests x these). */
+  private readonly units: number;
   /** Spans (performance.now()) during which a shared sender waited for a slot. */
   private waits: Array<[number, number]> = [];
 
@@ -58,7 +61,9 @@ export class ProbeSlots {
     private readonly store: CapacityStore,
     private readonly pool: ResolvedPool,
     readonly interim: InterimCap,
-  ) {}
+  ) {
+    this.units = probeRequestUnits(pool);
+  }
 
   /** The level being measured now, or `null` before the first. */
   get level(): number | null {
@@ -73,7 +78,7 @@ export class ProbeSlots {
     this.waits = [];
     this.current = concurrency;
     this.pool.probeStatus = { ...this.pool.probeStatus, level: concurrency };
-    await this.store.setCapacity(this.pool.key, shared, 'probing');
+    await this.store.setCapacity(this.pool.key, shared * this.units, 'probing');
   }
 
   /** Wait for a slot for one probe request; resolves with the function that gives it back. */
@@ -87,7 +92,7 @@ export class ProbeSlots {
         this.dedicatedBusy--;
       };
     }
-    const lease = this.store.tryAcquire?.(this.pool.key);
+    const lease = this.store.tryAcquire?.(this.pool.key, undefined, this.pool.cost && this.units);
     if (lease) return () => void lease.release();
     const waitStart = performance.now();
     try {
@@ -98,6 +103,7 @@ export class ProbeSlots {
           maxQueue: Number.MAX_SAFE_INTEGER,
           priority: MAX_PRIORITY,
           signal,
+          cost: this.pool.cost && this.units,
         });
         if (r.ok) return () => void r.lease.release();
         if (r.reason !== 'timeout') {
@@ -140,7 +146,7 @@ export async function openInterim(
     try {
       if ((await store.snapshot(pool.key)).capacity !== null) return;
       const interim = await interimCapOf(store, pool.key);
-      await store.setCapacity(pool.key, interim.capacity, 'probing');
+      await store.setCapacity(pool.key, interim.capacity * probeRequestUnits(pool), 'probing');
       pool.probeStatus = { ...pool.probeStatus, interim };
     } finally {
       await lock.release().catch(() => undefined);

@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { Server as TlsServer } from 'node:tls';
 import { CapacityStore, type StoredProbeResult } from '../storage/capacity-store.interface';
 import { PoolRegistry, type ResolvedPool } from '../admission/pool-registry';
+import { probeRequestUnits } from '../admission/cost-policy';
 import { ProbeTokens, type MintedProbeToken } from '../admission/probe-tokens';
 import { BALANCER_OPTIONS, PROBE_HEADER } from '../config/balancer.constants';
 import type { ResolvedBalancerOptions } from '../config/resolve-options';
@@ -198,7 +199,11 @@ export class ProbeRunner implements OnApplicationBootstrap, OnModuleDestroy, OnA
   }
 
   private async reuse(pool: ResolvedPool, stored: StoredProbeResult): Promise<void> {
-    await this.store.setCapacity(pool.key, stored.maxConcurrency, 'probe');
+    await this.store.setCapacity(
+      pool.key,
+      stored.maxConcurrency * probeRequestUnits(pool),
+      'probe',
+    );
     // That probe is over: its token must not outlive it in this worker's cache.
     this.tokens.forget(pool.key);
     const now = new Date().toISOString();
@@ -220,7 +225,7 @@ export class ProbeRunner implements OnApplicationBootstrap, OnModuleDestroy, OnA
     const startedAt = new Date().toISOString();
     const interim = await interimCapOf(this.store, pool.key);
     pool.probeStatus = { state: 'running', startedAt, interim };
-    await this.store.setCapacity(pool.key, interim.capacity, 'probing');
+    await this.store.setCapacity(pool.key, interim.capacity * probeRequestUnits(pool), 'probing');
     const slots = new ProbeSlots(this.store, pool, interim);
     this.log(
       `${pool.key}: probing ${pool.probe.method} ${pool.probe.path}; ` +
@@ -277,7 +282,12 @@ export class ProbeRunner implements OnApplicationBootstrap, OnModuleDestroy, OnA
         durationMs: result.durationMs,
         report,
       });
-      await this.store.setCapacity(pool.key, result.maxConcurrency, 'probe');
+      // A costed pool's capacity is in units: the probed concurrency x one probe request's.
+      await this.store.setCapacity(
+        pool.key,
+        result.maxConcurrency * probeRequestUnits(pool),
+        'probe',
+      );
       pool.probeStatus = { state: 'done', startedAt, finishedAt: new Date().toISOString() };
       this.log(
         `${pool.key}: capacity ${result.maxConcurrency} (probed in ${(result.durationMs / 1000).toFixed(1)} s, ` +
@@ -328,7 +338,9 @@ export class ProbeRunner implements OnApplicationBootstrap, OnModuleDestroy, OnA
       finishedAt: new Date().toISOString(),
     };
     if (this.options.logger) this.logger.error(`${pool.key}: probe failed: ${error}`);
-    await this.store.setCapacity(pool.key, cap, 'default').catch(() => undefined);
+    await this.store
+      .setCapacity(pool.key, cap * probeRequestUnits(pool), 'default')
+      .catch(() => undefined);
   }
 
   private markAborted(pool: ResolvedPool): void {

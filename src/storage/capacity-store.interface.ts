@@ -22,7 +22,9 @@ export type RejectReason =
   /** `queueTargetMs`: the queue is standing and this request would wait past the target (503 at once). */
   | 'shed'
   /** The caller's tenant already has `maxQueuePerTenant` waiters (503 for that tenant only). */
-  | 'tenant_queue_full';
+  | 'tenant_queue_full'
+  /** `maxQueueCost`: the units already queued plus this request's would pass it (503). */
+  | 'queue_cost_full';
 
 export interface AcquireOptions {
   /** How long the request may wait in the queue, in milliseconds. */
@@ -53,6 +55,16 @@ export interface AcquireOptions {
    * a request that would wait longer than the target is answered `shed` at once.
    */
   queueTargetMs?: number;
+  /**
+   * Units this request holds while it runs (a positive integer, see `cost-units.ts`); default 1.
+   * The pool's capacity counts units: the request is admitted when its units fit in capacity
+   * minus the units in flight, or when nothing is in flight (a request larger than the whole
+   * capacity runs alone). The queue is strict head-of-line: nobody overtakes a head that does
+   * not fit yet.
+   */
+  cost?: number;
+  /** Most units waiting in the pool's queue (`maxQueueCost`); undefined or 0: no bound. */
+  maxQueueCost?: number;
 }
 
 /** A held slot. `release()` is idempotent: the second and later calls do nothing. */
@@ -65,6 +77,16 @@ export interface Lease {
    * reason is a `LeaseLostError`. Stores whose slots cannot be lost may leave it out.
    */
   readonly signal?: AbortSignal;
+  /** Units the slot holds now (its cost, as corrected by `resize`); 1 when not costed. */
+  readonly units?: number;
+  /**
+   * Correct the units this running request holds (e.g. once the real token count is known):
+   * fewer units go back to the pool at once (waiters that now fit are admitted), more are
+   * claimed at once, never refused (the work already runs; the pool admits nothing new until
+   * the units in flight fit its capacity again). Ignored after `release()`. `units` must be a
+   * positive integer (see `checkUnits`). Stores that cannot correct leave it out.
+   */
+  resize?(units: number): Promise<void>;
   release(): Promise<void>;
 }
 
@@ -127,6 +149,12 @@ export interface PoolSnapshot {
    * until measured).
    */
   overload?: { shedding: boolean; drainMs: number | null };
+  /**
+   * Pools that counted a cost other than 1 (or `maxQueueCost`): their numbers in units. `active`
+   * the units in flight, `queued` the units waiting, `admitted` the units admitted since the
+   * store started (the adaptive controller's throughput). Absent: every request counted 1.
+   */
+  units?: { active: number; queued: number; admitted: number };
   /**
    * Leases lost since the store started (Redis: by every worker): slots whose work was still
    * running when their lease could not be renewed before it expired. Absent: never lost.
@@ -193,9 +221,10 @@ export interface CapacityStore {
   /**
    * Optional synchronous fast path: a lease when a slot is free and nobody waits, else `null`
    * (then the caller uses `acquire`). Stores that need I/O to decide do not implement it.
-   * `tenant` (as in `AcquireOptions`) only counts the grant in the pool's per-tenant numbers.
+   * `tenant` (as in `AcquireOptions`) only counts the grant in the pool's per-tenant numbers;
+   * `cost` as in `AcquireOptions` (default 1).
    */
-  tryAcquire?(pool: string, tenant?: string): Lease | null;
+  tryAcquire?(pool: string, tenant?: string, cost?: number): Lease | null;
   /**
    * Answer every current waiter of `pool` (or of every pool when omitted) with `closed`.
    * Used when health fails and at shutdown. Only this process's waiters.

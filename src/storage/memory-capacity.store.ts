@@ -12,6 +12,7 @@ import type {
   PublishedProbeToken,
   StoredProbeResult,
 } from './capacity-store.interface';
+import { checkUnits } from './cost-units';
 import { LeaseAbort, LeaseLostError } from './lease-abort';
 import { MemoryPool } from './memory/memory-pool';
 import { sharedPortWorker } from './shared-port-worker';
@@ -57,8 +58,8 @@ export class MemoryCapacityStore implements CapacityStore {
     p.drain();
   }
 
-  tryAcquire(pool: string, tenant?: string): Lease | null {
-    return this.pool(pool).tryGrant(tenant);
+  tryAcquire(pool: string, tenant?: string, cost?: number): Lease | null {
+    return this.pool(pool).tryGrant(tenant, cost);
   }
 
   acquire(pool: string, options: AcquireOptions): Promise<AcquireResult> {
@@ -66,8 +67,8 @@ export class MemoryCapacityStore implements CapacityStore {
   }
 
   /** The lease of a slot `p` just granted (a small object: this runs on every admission). */
-  private readonly issue = (p: MemoryPool): Lease => {
-    const lease = new MemoryLease(p, this.nextLease++, this.held);
+  private readonly issue = (p: MemoryPool, units: number): Lease => {
+    const lease = new MemoryLease(p, this.nextLease++, this.held, units);
     this.held.add(lease);
     return lease;
   };
@@ -153,7 +154,7 @@ export class MemoryCapacityStore implements CapacityStore {
     this.rejectWaiters();
     for (const lease of [...this.held]) {
       this.held.delete(lease);
-      lease.slotOf.active--;
+      lease.slotOf.released(lease.units);
       // Work still running after the drain: its slot is given back now, so tell it to stop.
       lease.giveBack();
     }
@@ -170,6 +171,7 @@ class MemoryLease implements Lease {
     readonly slotOf: MemoryPool,
     private readonly n: number,
     private readonly held: Set<MemoryLease>,
+    public units: number,
   ) {}
 
   get pool(): string {
@@ -191,11 +193,19 @@ class MemoryLease implements Lease {
     this.abort.abort(new LeaseLostError(this.slotOf.name, 'shutdown'));
   }
 
+  async resize(units: number): Promise<void> {
+    const to = checkUnits(units, 'the corrected cost');
+    if (!this.held.has(this) || to === this.units) return;
+    const from = this.units;
+    this.units = to;
+    this.slotOf.resized(from, to);
+  }
+
   release(): Promise<void> {
     // Not held: released before, or close() already gave the slot back (a handler that
     // outlived shutdown must not count twice).
     if (!this.held.delete(this)) return RELEASED;
-    this.slotOf.active--;
+    this.slotOf.released(this.units);
     this.slotOf.drain();
     return RELEASED;
   }

@@ -11,6 +11,8 @@
  *   overtakes a waiter of priority p only when that waiter queued less than `priorityAging`
  *   rounds before it: a waiting request is overtaken by a bounded number of later arrivals, so
  *   a low priority is served later, but is never starved.
+ * - Cost units (`cost-units.ts`) serve this order strictly: the head is granted when its units
+ *   fit, and nobody behind it before it.
  * - Equal keys keep arrival order (memory: insertion order; Redis: member order, which is
  *   arrival order within a process and only reorders requests of different tenants or
  *   priorities that share a key).

@@ -33,6 +33,7 @@ import { PoolTable, type PoolState, type Slot } from './redis/pool-state';
 import { RedisProbeLocks } from './redis/probe-lock';
 import { GlobalQueue } from './redis/queue-waiter';
 import { Recovery } from './redis/recovery';
+import { resizeSlot } from './redis/resize';
 import { readSnapshot, type SnapshotReply } from './redis/snapshot-reply';
 
 export type { RedisStoreTuning, StoreMode } from './redis/context';
@@ -102,7 +103,7 @@ export class RedisCapacityStore implements CapacityStore {
       common: () => common,
       // Fixed width: the queue serves equal keys in member order, arrival order within a process.
       newId: () => `${this.processId}:${(this.nextId++).toString(36).padStart(10, '0')}`,
-      makeSlot: (p, id, expiresBy) => this.slot(p, id, expiresBy),
+      makeSlot: (p, id, expiresBy, units) => this.slot(p, id, expiresBy, units),
       degrade: (err) => this.recovery?.degrade(err),
       lose: (p, slot, why) => this.lose(p, slot, why),
       acquireLocal: (p, req) => this.acquireLocal(p, req),
@@ -225,7 +226,7 @@ export class RedisCapacityStore implements CapacityStore {
     return this.queue.acquire(p, req);
   }
 
-  private slot(p: PoolState, id: string, expiresBy: number): Slot {
+  private slot(p: PoolState, id: string, expiresBy: number, units: number): Slot {
     const abort = new LeaseAbort();
     const slot: Slot = {
       pool: p.name,
@@ -234,9 +235,11 @@ export class RedisCapacityStore implements CapacityStore {
       released: false,
       lost: false,
       abort,
+      units,
       get signal() {
         return abort.signal;
       },
+      resize: (to) => resizeSlot(this.ctx, p, slot, to, this.online),
       release: () => this.release(p, slot),
     };
     p.slots.add(slot);

@@ -1,5 +1,6 @@
 import { MemoryCapacityStore } from '../../src/storage/memory-capacity.store';
 import { runCapacityStoreContract } from './capacity-store.contract';
+import { runCostUnitsContract } from './cost-units.contract';
 import { runOverloadPoliciesContract } from './overload-policies.contract';
 
 async function create(): Promise<MemoryCapacityStore> {
@@ -14,4 +15,8 @@ describe('MemoryCapacityStore contract', () => {
 
 describe('MemoryCapacityStore overload policies', () => {
   runOverloadPoliciesContract(create, { tryAcquire: true });
+});
+
+describe('MemoryCapacityStore cost units', () => {
+  runCostUnitsContract(create);
 });

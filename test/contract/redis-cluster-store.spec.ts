@@ -2,6 +2,7 @@ import { RedisCapacityStore } from '../../src/storage/redis-capacity.store';
 import { uniquePrefix } from '../harness/redis';
 import { RedisCluster } from '../harness/redis-cluster';
 import { runCapacityStoreContract } from './capacity-store.contract';
+import { runCostUnitsContract } from './cost-units.contract';
 import { runOverloadPoliciesContract } from './overload-policies.contract';
 
 describe('RedisCapacityStore contract on a Redis Cluster of three masters', () => {
@@ -37,5 +38,9 @@ describe('RedisCapacityStore contract on a Redis Cluster of three masters', () =
 
   describe('overload policies', () => {
     runOverloadPoliciesContract(create);
+  });
+
+  describe('cost units', () => {
+    runCostUnitsContract(create);
   });
 });

@@ -1,6 +1,7 @@
 import { RedisCapacityStore } from '../../src/storage/redis-capacity.store';
 import { sharedRedis, uniquePrefix } from '../harness/redis';
 import { runCapacityStoreContract } from './capacity-store.contract';
+import { runCostUnitsContract } from './cost-units.contract';
 import { runOverloadPoliciesContract } from './overload-policies.contract';
 
 describe('RedisCapacityStore contract (real redis-server)', () => {
@@ -27,5 +28,9 @@ describe('RedisCapacityStore contract (real redis-server)', () => {
 
   describe('overload policies', () => {
     runOverloadPoliciesContract(create);
+  });
+
+  describe('cost units', () => {
+    runCostUnitsContract(create);
   });
 });

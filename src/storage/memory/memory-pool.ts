@@ -8,6 +8,7 @@ import type {
   PoolSnapshot,
   RejectReason,
 } from '../capacity-store.interface';
+import { unitsFit } from '../cost-units';
 import { DEFAULT_PRIORITY_AGING, TOP_TENANTS, queueKey } from '../queue-order';
 import { HeavyHitters } from './heavy-hitters';
 import { OrderedQueue, type QueueEntry } from './ordered-queue';
@@ -19,12 +20,14 @@ interface Waiter extends QueueEntry {
   /** `DEFAULT_TENANT` when the request named none. */
   readonly tenant: string;
   readonly enqueuedAt: number;
+  /** Units it will hold (1 unless costed). */
+  readonly cost: number;
   /** Answer the waiter, which has already left the queue: clears its timer and abort listener. */
   settle(result: AcquireResult): void;
 }
 
-/** Makes the lease of a slot this pool just granted (the store keeps the held leases). */
-export type LeaseIssuer = (pool: MemoryPool) => Lease;
+/** Makes the lease of a slot of `units` this pool just granted (the store keeps the held leases). */
+export type LeaseIssuer = (pool: MemoryPool, units: number) => Lease;
 
 const refusal = (reason: RejectReason, retryAfterS?: number): Promise<AcquireResult> =>
   Promise.resolve(
@@ -45,6 +48,14 @@ export class MemoryPool {
   capacity: number | null = null;
   source: CapacitySource = 'probing';
   active = 0;
+  /** Units in flight (= `active` while every request counts 1); see `cost-units.ts`. */
+  units = 0;
+  /** Units admitted since the store started. */
+  private admittedUnits = 0;
+  /** Units waiting in the queue. */
+  private queuedUnits = 0;
+  /** A request named a cost (or `maxQueueCost`), or a lease was corrected: the snapshot shows units. */
+  private costed = false;
   readonly counters: PoolCounters = { admitted: 0, rejected: 0, timedOut: 0, shed: 0 };
   private readonly queue = new OrderedQueue<Waiter>();
   /** Rounds and per-tenant queued counts of the waiters. */
@@ -60,11 +71,25 @@ export class MemoryPool {
     private readonly issue: LeaseIssuer,
   ) {}
 
-  /** A slot at once when one is free and nobody waits, else null. */
-  tryGrant(tenant: string | undefined): Lease | null {
-    if (this.capacity !== null && this.active < this.capacity && this.queue.size === 0)
-      return this.grant(tenant);
+  /** A slot at once when its units fit and nobody waits, else null (`cost` given: costed). */
+  tryGrant(tenant: string | undefined, cost?: number): Lease | null {
+    if (cost !== undefined) this.costed = true;
+    if (this.queue.size === 0 && unitsFit(this.units, cost ?? 1, this.capacity))
+      return this.grant(tenant, cost ?? 1);
     return null;
+  }
+
+  /** A held slot of `from` units now holds `to` (a correction): more waiters may fit. */
+  resized(from: number, to: number): void {
+    this.costed = true;
+    this.units += to - from;
+    if (to < from) this.drain();
+  }
+
+  /** A held slot of `units` went back. */
+  released(units: number): void {
+    this.active--;
+    this.units -= units;
   }
 
   acquire(options: AcquireOptions): Promise<AcquireResult> {
@@ -72,12 +97,19 @@ export class MemoryPool {
     if (options.signal?.aborted) return refusal('aborted');
     const tenant = options.tenant || DEFAULT_TENANT;
     if (tenant !== DEFAULT_TENANT) this.admittedByTenant ??= new HeavyHitters();
-    const lease = this.tryGrant(tenant);
+    const lease = this.tryGrant(tenant, options.cost);
     if (lease) return Promise.resolve({ ok: true, lease, waitedMs: 0 });
     const now = performance.now();
     if (this.queue.size >= options.maxQueue) {
       this.counters.rejected++;
       return refusal('queue_full');
+    }
+    const cost = options.cost ?? 1;
+    const maxCost = options.maxQueueCost;
+    if (maxCost) this.costed = true;
+    if (maxCost && this.queuedUnits + cost > maxCost) {
+      this.counters.rejected++;
+      return refusal('queue_cost_full');
     }
     const perTenant = options.maxQueuePerTenant;
     if (perTenant && perTenant > 0 && this.rounds.queuedOf(tenant) >= perTenant) {
@@ -96,20 +128,21 @@ export class MemoryPool {
       }
     }
     const round = this.rounds.enqueue(tenant);
-    return this.wait(options, tenant, round, queueKey(round, priority, aging), now);
+    return this.wait(options, tenant, round, queueKey(round, priority, aging), now, cost);
   }
 
-  /** Hand free slots to the waiters first in order. */
+  /** Hand free units to the waiters first in order; strict head-of-line (`cost-units.ts`). */
   drain(): void {
-    while (this.capacity !== null && this.active < this.capacity && this.queue.size > 0) {
+    while (this.queue.size > 0) {
       const waiter = this.queue.peek() as Waiter;
+      if (!unitsFit(this.units, waiter.cost, this.capacity)) return;
       const now = performance.now();
       const waitedMs = now - waiter.enqueuedAt;
       this.rounds.granted(waiter.round);
       // Sampled before `leave`: a grant that empties the queue counts, then ends the spell.
       this.overload?.granted(now, waitedMs);
       this.leave(waiter);
-      waiter.settle({ ok: true, lease: this.grant(waiter.tenant), waitedMs });
+      waiter.settle({ ok: true, lease: this.grant(waiter.tenant, waiter.cost), waitedMs });
     }
   }
 
@@ -143,6 +176,13 @@ export class MemoryPool {
       };
     }
     if (this.overload) snapshot.overload = this.overload.snapshot(performance.now());
+    if (this.costed) {
+      snapshot.units = {
+        active: this.units,
+        queued: this.queuedUnits,
+        admitted: this.admittedUnits,
+      };
+    }
     return snapshot;
   }
 
@@ -172,6 +212,7 @@ export class MemoryPool {
     round: number,
     key: number,
     enqueuedAt: number,
+    cost: number,
   ): Promise<AcquireResult> {
     return new Promise<AcquireResult>((resolve) => {
       const signal = options.signal;
@@ -179,6 +220,8 @@ export class MemoryPool {
         if (!this.leave(waiter)) return;
         if (reason === 'timeout') this.counters.timedOut++;
         waiter.settle({ ok: false, reason, waitedMs: performance.now() - enqueuedAt });
+        // It may have been a head that did not fit: the waiters behind it may fit now.
+        this.drain();
       };
       const onAbort = (): void => fail('aborted');
       const timer = setTimeout(() => fail('timeout'), Math.max(0, options.timeoutMs));
@@ -189,6 +232,7 @@ export class MemoryPool {
         round,
         tenant,
         enqueuedAt,
+        cost,
         settle: (result) => {
           clearTimeout(timer);
           signal?.removeEventListener('abort', onAbort);
@@ -197,21 +241,25 @@ export class MemoryPool {
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.queue.push(waiter);
+      this.queuedUnits += cost;
     });
   }
 
   /** Take a waiter out of the queue and its tenant's count; false when it had left already. */
   private leave(waiter: Waiter): boolean {
     if (!this.queue.delete(waiter)) return false;
+    this.queuedUnits -= waiter.cost;
     this.rounds.leave(waiter.tenant);
     if (this.queue.size === 0) this.overload?.emptied();
     return true;
   }
 
-  private grant(tenant: string | undefined): Lease {
+  private grant(tenant: string | undefined, cost: number): Lease {
     this.active++;
+    this.units += cost;
+    this.admittedUnits += cost;
     this.counters.admitted++;
     if (tenant) (this.admittedByTenant ??= new HeavyHitters()).add(tenant);
-    return this.issue(this);
+    return this.issue(this, cost);
   }
 }

@@ -85,7 +85,7 @@ export interface StoreContext {
   /** A fresh id `<processId>:<n>`. */
   newId(): string;
   /** A held slot of `p`. */
-  makeSlot(p: PoolState, id: string, expiresBy: number): Slot;
+  makeSlot(p: PoolState, id: string, expiresBy: number, units: number): Slot;
   /** A command failed: Redis counts as unreachable. */
   degrade(err: unknown): void;
   /** `slot` can no longer be proven: abort its signal, count it, never renew it again. */
@@ -114,6 +114,10 @@ export interface AcquireRequest {
   /** 0: no per-tenant limit. */
   readonly maxQueuePerTenant: number;
   readonly queueTargetMs?: number;
+  /** Units (`undefined`: not costed, 1 unit). */
+  readonly cost?: number;
+  /** 0: no bound on queued units. */
+  readonly maxQueueCost: number;
 }
 
 export function acquireRequest(options: AcquireOptions, start: number): AcquireRequest {
@@ -127,5 +131,7 @@ export function acquireRequest(options: AcquireOptions, start: number): AcquireR
     priorityAging: options.priorityAging ?? DEFAULT_PRIORITY_AGING,
     maxQueuePerTenant: options.maxQueuePerTenant ?? 0,
     queueTargetMs: options.queueTargetMs,
+    cost: options.cost,
+    maxQueueCost: options.maxQueueCost ?? 0,
   };
 }

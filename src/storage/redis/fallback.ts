@@ -7,12 +7,16 @@ import type { PoolState, Slot } from './pool-state';
 interface FreeSlot {
   readonly id: string;
   readonly expiresBy: number;
+  /** Units its lease holds in Redis. */
+  readonly units: number;
 }
 
 interface LocalWaiter {
   readonly pool: PoolState;
   readonly start: number;
   readonly tenant: string;
+  /** Units it needs: only a free slot holding as many in Redis serves it. */
+  readonly cost: number;
   readonly signal?: AbortSignal;
   timer?: NodeJS.Timeout;
   onAbort?: () => void;
@@ -30,7 +34,9 @@ interface LocalWaiter {
  *
  * The local queue is plain FIFO: for the few seconds of a fallback window, on the handful of
  * slots this process holds, tenants, priorities and `queueTargetMs` do not order or shed it
- * (nor are admissions counted per tenant). `maxQueuePerTenant` still holds, per process.
+ * (nor are admissions counted per tenant). `maxQueuePerTenant` still holds, per process. A
+ * costed request reuses a free slot only when that lease holds at least its units in Redis
+ * (head-of-line: the first waiter is served first or nobody is); `maxQueueCost` is not applied.
  */
 export class LocalFallback {
   private readonly free = new Map<PoolState, FreeSlot[]>();
@@ -82,6 +88,7 @@ export class LocalFallback {
 
   acquire(p: PoolState, req: AcquireRequest): Promise<AcquireResult | 'migrate'> {
     const { start, signal, tenant } = req;
+    const cost = req.cost ?? 1;
     const waitedMs = (): number => performance.now() - start;
     // While a recovery is in flight, wait for its outcome (the waiter moves to the global
     // queue, or gets 503 if the recovery fails after the window).
@@ -92,7 +99,7 @@ export class LocalFallback {
     }
     const queued = this.waiters.filter((w) => w.pool === p).length;
     if (!this.paused && queued === 0) {
-      const slot = this.take(p);
+      const slot = this.take(p, cost);
       if (slot) {
         p.deltas.admitted++;
         return Promise.resolve({ ok: true, lease: slot, waitedMs: waitedMs() });
@@ -112,7 +119,7 @@ export class LocalFallback {
       return Promise.resolve({ ok: false, reason: 'tenant_queue_full', waitedMs: waitedMs() });
     }
     return new Promise((resolve) => {
-      const w: LocalWaiter = { pool: p, start, tenant, signal, resolve };
+      const w: LocalWaiter = { pool: p, start, tenant, cost, signal, resolve };
       const leave = (reason: 'timeout' | 'aborted'): void => {
         if (!this.remove(w)) return;
         if (reason === 'timeout') p.deltas.timedOut++;
@@ -127,15 +134,21 @@ export class LocalFallback {
     });
   }
 
-  /** A usable free slot of `p` as a new held slot, dropping the ones past their time. */
-  private take(p: PoolState): Slot | undefined {
-    const list = this.free.get(p) ?? [];
-    while (list.length > 0) {
-      const f = list.shift()!;
-      if (this.usable(f.expiresBy)) return this.ctx.makeSlot(p, f.id, f.expiresBy);
+  /**
+   * A usable free slot of `p` holding at least `cost` units, as a new held slot (with the units
+   * its lease holds in Redis); the ones past their time are dropped.
+   */
+  private take(p: PoolState, cost: number): Slot | undefined {
+    const list = (this.free.get(p) ?? []).filter((f) => {
+      if (this.usable(f.expiresBy)) return true;
       p.orphans.add(f.id);
-    }
-    return undefined;
+      return false;
+    });
+    this.free.set(p, list);
+    const i = list.findIndex((f) => f.units >= cost);
+    if (i < 0) return undefined;
+    const [f] = list.splice(i, 1);
+    return this.ctx.makeSlot(p, f.id, f.expiresBy, f.units);
   }
 
   private remove(w: LocalWaiter): boolean {
@@ -154,7 +167,7 @@ export class LocalFallback {
       return;
     }
     const list = this.free.get(p) ?? [];
-    list.push({ id: slot.id, expiresBy: slot.expiresBy });
+    list.push({ id: slot.id, expiresBy: slot.expiresBy, units: slot.units });
     this.free.set(p, list);
     this.grant(p);
   }
@@ -164,7 +177,7 @@ export class LocalFallback {
     for (;;) {
       const w = this.waiters.find((x) => x.pool === p);
       if (!w) return;
-      const slot = this.take(p);
+      const slot = this.take(p, w.cost);
       if (!slot) return;
       this.remove(w);
       p.deltas.admitted++;

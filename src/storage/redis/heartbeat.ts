@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { StoreContext } from './context';
 import type { LeaseWatch } from './lease-watch';
-import type { PoolState, Slot } from './pool-state';
+import { slotArg, type PoolState, type Slot } from './pool-state';
 import type { GlobalQueue } from './queue-waiter';
 
 export function freshEpoch(): string {
@@ -80,7 +80,7 @@ export class Heartbeat {
         known.capacity,
         known.source,
         slots.length,
-        ...slots.map((s) => s.id),
+        ...slots.map(slotArg),
         ...this.queue.liveIds(p),
       ]);
     if (p.epoch && epoch !== p.epoch)

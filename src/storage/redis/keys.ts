@@ -17,6 +17,8 @@ export interface PoolKeys {
   readonly tenantRounds: string;
   /** Sorted set: tracked tenant -> minus its admitted count (heavy hitters). */
   readonly tenantAdmitted: string;
+  /** Hash: waiter or lease id -> its units, for units other than 1 (see `scripts/units.ts`). */
+  readonly costs: string;
   readonly probe: string;
   readonly lock: string;
   /** The running probe's header token (see `ProbeTokens`), with the lock's TTL. */
@@ -36,13 +38,24 @@ export const POOL_SCRIPT_KEYS = [
   'tenant-queued',
   'tenant-rounds',
   'tenant-admitted',
+  'costs',
 ] as const;
 
 export function poolKeys(prefix: string, pool: string): PoolKeys {
   const tag = `${prefix}:{${pool}}`;
   const script = POOL_SCRIPT_KEYS.map((name) => `${tag}:${name}`);
-  const [meta, leases, queue, qexp, workers, waiters, tenantQueued, tenantRounds, tenantAdmitted] =
-    script;
+  const [
+    meta,
+    leases,
+    queue,
+    qexp,
+    workers,
+    waiters,
+    tenantQueued,
+    tenantRounds,
+    tenantAdmitted,
+    costs,
+  ] = script;
   return {
     meta,
     leases,
@@ -53,6 +66,7 @@ export function poolKeys(prefix: string, pool: string): PoolKeys {
     tenantQueued,
     tenantRounds,
     tenantAdmitted,
+    costs,
     probe: `${tag}:probe`,
     lock: `${tag}:probe-lock`,
     probeToken: `${tag}:probe-token`,

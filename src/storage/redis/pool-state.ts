@@ -17,6 +17,14 @@ export interface Slot extends Lease {
    */
   lost: boolean;
   readonly abort: LeaseAbort;
+  /** Units the lease holds in Redis (1 unless costed). */
+  units: number;
+  resize(units: number): Promise<void>;
+}
+
+/** How a heartbeat or recovery names a slot: its id, with `#units` when it holds other than 1. */
+export function slotArg(slot: Slot): string {
+  return slot.units === 1 ? slot.id : `${slot.id}#${slot.units}`;
 }
 
 /**

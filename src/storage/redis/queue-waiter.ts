@@ -10,6 +10,7 @@ const REFUSED: Record<number, RejectReason> = {
   [ACQUIRE_CODES.queueFull]: 'queue_full',
   [ACQUIRE_CODES.tenantQueueFull]: 'tenant_queue_full',
   [ACQUIRE_CODES.shed]: 'shed',
+  [ACQUIRE_CODES.queueCostFull]: 'queue_cost_full',
 };
 
 interface RedisWaiter {
@@ -90,6 +91,8 @@ export class GlobalQueue {
         r.maxQueuePerTenant,
         target ?? '',
         target === undefined ? '' : queueTargetIntervalMs(target),
+        r.cost ?? '',
+        r.maxQueueCost,
       ])
       .then(
         (reply) => {
@@ -154,7 +157,7 @@ export class GlobalQueue {
   /** The waiter holds a lease in Redis that lives at least until `expiresBy`. */
   private granted(w: RedisWaiter, expiresBy: number): void {
     this.cleanup(w);
-    const slot = this.ctx.makeSlot(w.pool, w.id, expiresBy);
+    const slot = this.ctx.makeSlot(w.pool, w.id, expiresBy, w.req.cost ?? 1);
     if (w.cancelRequested || w.req.signal?.aborted) {
       // The client left while the grant was on its way: an aborted waiter never keeps a slot.
       void slot.release();

@@ -4,7 +4,7 @@ import { jitter, type StoreContext, type StoreMode } from './context';
 import type { LocalFallback } from './fallback';
 import type { Heartbeat } from './heartbeat';
 import { freshEpoch, renewed } from './heartbeat';
-import type { PoolState, Slot } from './pool-state';
+import { slotArg, type PoolState, type Slot } from './pool-state';
 import type { RedisProbeLocks } from './probe-lock';
 import type { GlobalQueue } from './queue-waiter';
 
@@ -167,7 +167,7 @@ export class Recovery {
           d.shed,
           lostDelta,
           running.length,
-          ...running.map((s) => s.id),
+          ...running.map(slotArg),
           ...drop,
         ]);
     } catch (err) {

@@ -20,6 +20,7 @@ export type SnapshotReply = [
   shedding: number | null,
   drainMs: string | null,
   lost: number,
+  units: [active: number, queued: number, admitted: number] | null,
 ];
 
 /** A pool's global numbers as SNAPSHOT read them. */
@@ -60,5 +61,7 @@ export function readSnapshot(pool: string, reply: SnapshotReply): GlobalNumbers 
       shedding: shedding === 1,
       drainMs: drainMs === null ? null : Number(drainMs),
     };
+  const units = reply[13];
+  if (units) snapshot.units = { active: units[0], queued: units[1], admitted: units[2] };
   return { capacity, source, counters, lost: Number(reply[12] ?? 0), snapshot };
 }

@@ -1,7 +1,7 @@
 import { POOL_SCRIPT_KEYS } from '../keys';
 import { ADOPT, HEARTBEAT, LEAVE, SET_CAPACITY } from './lifecycle';
 import { LOCK_RELEASE, LOCK_RENEW } from './probe-lock';
-import { ACQUIRE, CANCEL, CLAIM, POLL, RELEASE } from './queue';
+import { ACQUIRE, CANCEL, CLAIM, POLL, RELEASE, RESIZE } from './queue';
 import { SNAPSHOT } from './snapshot';
 
 export { ACQUIRE_CODES } from './queue';
@@ -17,6 +17,7 @@ export const SCRIPTS = {
   balancerAcquire: { numberOfKeys: POOL, lua: ACQUIRE },
   balancerRelease: { numberOfKeys: POOL, lua: RELEASE },
   balancerClaim: { numberOfKeys: POOL, lua: CLAIM },
+  balancerResize: { numberOfKeys: POOL, lua: RESIZE },
   balancerCancel: { numberOfKeys: POOL, lua: CANCEL },
   balancerPoll: { numberOfKeys: POOL, lua: POLL },
   balancerHeartbeat: { numberOfKeys: POOL, lua: HEARTBEAT },

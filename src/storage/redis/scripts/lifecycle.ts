@@ -60,11 +60,11 @@ if ARGV[10] == '1' then
   redis.call('HSET', meta, 'source', ARGV[9])
 end
 local workers = register(KEYS[5], proc)
-for i = 17, 16 + nRun do unqueue(ARGV[i]) end
+for i = 17, 16 + nRun do unqueue(string.match(ARGV[i], '^(.-)#%d+$') or ARGV[i]) end
 local lost = renew(17, 16 + nRun)
 for i = 17 + nRun, #ARGV do
   unqueue(ARGV[i])
-  redis.call('ZREM', leases, ARGV[i])
+  unlease(ARGV[i])
 end
 emptied()
 local deltas = { 'admitted', 'rejected', 'timed_out', 'shed', 'lost' }
@@ -80,7 +80,7 @@ return { workers, tonumber(m[1] or '-1'), m[2] or '', epoch, lost }
 export const LEAVE = `${PRELUDE}
 redis.call('ZREM', KEYS[5], ARGV[4])
 for i = 5, #ARGV do
-  redis.call('ZREM', leases, ARGV[i])
+  unlease(ARGV[i])
   unqueue(ARGV[i])
 end
 emptied()

@@ -1,5 +1,6 @@
 import { QUEUE_TARGET } from './queue-target';
 import { TENANT_TABLES } from './tenant-tables';
+import { UNITS } from './units';
 
 /*
  * The common head of every script that works on one pool. Each script runs atomically on the
@@ -17,6 +18,7 @@ import { TENANT_TABLES } from './tenant-tables';
  *   4 qexp     zset: waiter id -> liveness expiry (ms); renewed while its process lives
  *   5 workers  zset: process id -> expiry (ms); the live worker count
  *   6-9        the per-waiter and per-tenant tables (see tenant-tables.ts)
+ *   10 costs   hash: units of the waiters and leases that hold other than 1 (see units.ts)
  *
  * Every pool script takes the same first three arguments: ARGV[1] ttlMs (lease TTL), ARGV[2]
  * claimMs (how long a grant lives until its process claims it), ARGV[3] grantPrefix. A grant
@@ -74,7 +76,7 @@ const GRANTS = `
 -- First in every script that may grant: a state from another server is held before any grant.
 local function reap()
   sameServer()
-  redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
+  expireLeases()
   local dead = redis.call('ZRANGEBYSCORE', qexp, '-inf', now)
   for i = 1, #dead do unqueue(dead[i]) end
   if #dead > 0 then emptied() end
@@ -85,18 +87,19 @@ local function holding()
   return h and now < tonumber(h)
 end
 
--- Grant free slots to the first waiters and tell their processes. A grant lives claimMs
--- until its process claims it (a dead or cut-off waiter does not hold a slot for longer).
+-- Grant free units to the first waiters and tell their processes, strict head-of-line: the
+-- head is granted when its units fit (units.ts), and nobody behind it before it. A grant lives
+-- claimMs until its process claims it (a dead or cut-off waiter does not hold units for longer).
 local function promote()
   if redis.call('ZCARD', queue) == 0 or holding() then return end
-  local cap = redis.call('HGET', meta, 'capacity')
+  local cap = tonumber(redis.call('HGET', meta, 'capacity'))
   if not cap then return end
-  local free = tonumber(cap) - redis.call('ZCARD', leases)
-  if free <= 0 then return end
-  while free > 0 do
+  while true do
     local head = redis.call('ZRANGE', queue, 0, 0)
     if #head == 0 then break end
     local id = head[1]
+    local u = unitsOf(id)
+    if not fits(u, cap) then break end
     local _, round, at, tenant = unqueue(id)
     if round then
       if round > (tonumber(redis.call('HGET', meta, 'round')) or 0) then
@@ -106,10 +109,10 @@ local function promote()
       countAdmitted(tenant)
     end
     redis.call('ZADD', leases, now + claim, id)
+    leaseUnits(id, u)
     redis.call('HINCRBY', meta, 'admitted', 1)
     local sep = string.find(id, ':', 1, true)
     if sep then redis.call('PUBLISH', grant .. string.sub(id, 1, sep - 1), id) end
-    free = free - 1
   end
   emptied()
 end
@@ -139,19 +142,22 @@ local function ensure(known, fresh, youngMs, capacity, source)
   return fresh
 end
 
--- Renew the leases a process holds (ids from ARGV[from..to]). A lease Redis still has is
--- renewed; a missing one is recorded again only during a hold (nothing was granted since the
--- loss, and its holder can still prove it); else it expired here and its slot may be someone
--- else's: it is lost, returned to the holder, never re-added.
+-- Renew the leases a process holds (ids from ARGV[from..to]; a lease of other than 1 unit is
+-- sent as 'id#units'). A lease Redis still has is renewed; a missing one is recorded again, with
+-- its units, only during a hold (nothing was granted since the loss, and its holder can still
+-- prove it); else it expired here and its slot may be someone else's: it is lost, returned to
+-- the holder, never re-added.
 local function renew(from, to)
   local lost = {}
   local open = holding()
   for i = from, to do
-    local id = ARGV[i]
+    local id, u = string.match(ARGV[i], '^(.-)#(%d+)$')
+    if not id then id, u = ARGV[i], '1' end
     if redis.call('ZSCORE', leases, id) then
       redis.call('ZADD', leases, now + ttl, id)
     elseif open then
       redis.call('ZADD', leases, now + ttl, id)
+      leaseUnits(id, tonumber(u))
     else
       lost[#lost + 1] = id
     end
@@ -167,4 +173,6 @@ local function register(workers, proc)
 end
 `;
 
-export const PRELUDE = [HEAD, TENANT_TABLES, QUEUE_TARGET, SERVER, GRANTS, SETTINGS].join('');
+export const PRELUDE = [HEAD, UNITS, TENANT_TABLES, QUEUE_TARGET, SERVER, GRANTS, SETTINGS].join(
+  '',
+);

@@ -34,7 +34,7 @@ end
 -- and its per-waiter and per-tenant tables are empty (cleared, so nothing can outlive it).
 local function emptied()
   if redis.call('ZCARD', queue) > 0 then return end
-  redis.call('HDEL', meta, 'above_since', 'last_grant_at')
+  redis.call('HDEL', meta, 'above_since', 'last_grant_at', 'qx')
   redis.call('DEL', waiters, tqueued, trounds)
 end
 

@@ -7,25 +7,30 @@ export const ACQUIRE_CODES = {
   queueFull: -1,
   tenantQueueFull: -2,
   shed: -3,
+  queueCostFull: -4,
 } as const;
 
 /**
  * ARGV[4..]: id, maxQueue, tenant ('' = the default tenant), priority, priorityAging,
- * maxQueuePerTenant (0 = none), queueTargetMs ('' = none), its interval (ms).
+ * maxQueuePerTenant (0 = none), queueTargetMs ('' = none), its interval (ms), cost ('' = not
+ * costed: 1 unit), maxQueueCost (0 = none).
  * Returns { code, retryAfterS } (see ACQUIRE_CODES; retryAfterS for shed, else 0).
- * Checks in order: a lease at once (free slot, nobody waiting), maxQueue, maxQueuePerTenant,
- * queueTargetMs; else the request queues with its round and key.
+ * Checks in order: a lease at once (its units fit, nobody waiting), maxQueue, maxQueueCost,
+ * maxQueuePerTenant, queueTargetMs; else the request queues with its round, key and units.
  */
 export const ACQUIRE = `${PRELUDE}
 local id, maxQueue, tenant = ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local cost, maxCost = tonumber(ARGV[12]) or 1, tonumber(ARGV[13]) or 0
 reap()
 promote()
 if tenant ~= '' then redis.call('HSET', meta, 'tenants', 1) end
+if ARGV[12] ~= '' or maxCost > 0 then redis.call('HSET', meta, 'costed', 1) end
 local m = redis.call('HMGET', meta, 'capacity', 'hold_until')
 local queued = redis.call('ZCARD', queue)
 local open = not (m[2] and now < tonumber(m[2]))
-if m[1] and open and queued == 0 and redis.call('ZCARD', leases) < tonumber(m[1]) then
+if open and queued == 0 and fits(cost, tonumber(m[1])) then
   redis.call('ZADD', leases, now + ttl, id)
+  leaseUnits(id, cost)
   redis.call('HINCRBY', meta, 'admitted', 1)
   countAdmitted(tenant)
   return { ${ACQUIRE_CODES.granted}, 0 }
@@ -33,6 +38,10 @@ end
 if queued >= maxQueue then
   redis.call('HINCRBY', meta, 'rejected', 1)
   return { ${ACQUIRE_CODES.queueFull}, 0 }
+end
+if maxCost > 0 and queuedUnits() + cost > maxCost then
+  redis.call('HINCRBY', meta, 'rejected', 1)
+  return { ${ACQUIRE_CODES.queueCostFull}, 0 }
 end
 local function refuse(code, retryAfter)
   redis.call('HINCRBY', meta, 'rejected', 1)
@@ -50,13 +59,14 @@ if ARGV[10] ~= '' then
   if retryAfter then return refuse(${ACQUIRE_CODES.shed}, retryAfter) end
 end
 enqueue(id, tenant, round, key)
+queueUnits(id, cost)
 return { ${ACQUIRE_CODES.queued}, 0 }
 `;
 
 /** ARGV[4..]: ids. Returns how many of them were held. */
 export const RELEASE = `${PRELUDE}
 local n = 0
-for i = 4, #ARGV do n = n + redis.call('ZREM', leases, ARGV[i]) end
+for i = 4, #ARGV do n = n + unlease(ARGV[i]) end
 reap()
 promote()
 return n
@@ -101,7 +111,8 @@ if redis.call('ZSCORE', leases, id) then
     redis.call('ZADD', leases, now + ttl, id)
     return 1
   end
-  redis.call('ZREM', leases, id)
+  redis.call('HINCRBY', meta, 'units_admitted', -unitsOf(id))
+  unlease(id)
   redis.call('HINCRBY', meta, 'admitted', -1)
   uncountAdmitted(tenant)
   count()
@@ -133,4 +144,22 @@ for i = 4, #ARGV do
   end
 end
 return out
+`;
+
+/**
+ * A running request corrects its units (`Lease.resize`). ARGV[4..]: id, units (a positive
+ * integer). Fewer units free room at once (waiters that fit now are granted); more are taken at
+ * once, never refused (the work already runs). Returns 1 corrected, 0 the lease is gone.
+ */
+export const RESIZE = `${PRELUDE}
+local id, u = ARGV[4], tonumber(ARGV[5])
+reap()
+if not redis.call('ZSCORE', leases, id) then return 0 end
+local was = unitsOf(id)
+redis.call('HSET', meta, 'costed', 1)
+if u == 1 then redis.call('HDEL', costs, id) else redis.call('HSET', costs, id, u) end
+bump('lx', u - was)
+bump('units_admitted', u - was)
+promote()
+return 1
 `;

@@ -34,6 +34,7 @@ end
 -- an older version of these scripts writes: it is served as it stands).
 local function unqueue(id)
   local queued = redis.call('ZREM', queue, id) == 1
+  if queued then dropQueued(id) end
   redis.call('ZREM', qexp, id)
   local info = redis.call('HGET', waiters, id)
   if not info then return queued end
