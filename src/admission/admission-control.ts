@@ -13,7 +13,9 @@ import { CapacityStore, type Lease } from '../storage/capacity-store.interface';
 import { normalizePriority, normalizeTenant } from '../storage/queue-order';
 import type { PolicyAcquireOptions } from './overload-policy';
 import type { ResolvedPool } from './pool-registry';
-import { RouteTable, type Resolution } from './route-table';
+import { RouteTable } from './route-table';
+import { matchHttp, type HttpMatch, type RawRequest } from './http-match';
+import { withRetryAfter } from './retry-after';
 import { declaredBodyBytes, QueuedBodyBytes } from './body-budget';
 import { probePass, ProbeTokens } from './probe-tokens';
 import { UnresolvedRoutes } from './admission-misses';
@@ -22,20 +24,6 @@ import { deadlineSignal, firedAtDeadline, setRequestDeadline } from './request-d
 
 /** `Retry-After` seconds while shutting down: long enough for a load balancer to move on. */
 export const SHUTDOWN_RETRY_AFTER = 5;
-
-export interface RawRequest {
-  headers: Record<string, string | string[] | undefined>;
-}
-
-/** A request as Nest hands it over: Express's is the Node request, Fastify's wraps it. */
-interface AdapterRequest extends RawRequest {
-  method?: string;
-  raw?: IncomingMessage;
-  /** Express: the matched route. */
-  route?: { path?: unknown };
-  /** Fastify: the matched route's options. */
-  routeOptions?: { url?: unknown };
-}
 
 /** What `admit()` needs: the pool, the request (as Nest and as Node see it), the raw response. */
 export interface AdmissionRequest {
@@ -68,33 +56,10 @@ export class AdmissionControl {
 
   /**
    * The raw request and response of an HTTP context, and the route it is on in the route table
-   * (`null` for a route no pool watches, `UNRESOLVED` when the table cannot place it; usually
-   * two map lookups by controller class and handler name).
+   * (`matchHttp`); `undefined` outside HTTP.
    */
-  match(context: ExecutionContext):
-    | {
-        route: Resolution;
-        rawReq: IncomingMessage;
-        raw: ServerResponse;
-        req: RawRequest;
-      }
-    | undefined {
-    if (context.getType() !== 'http') return undefined;
-    // `getArgByIndex` rather than `switchToHttp()`, which assigns three new closures onto the
-    // context on every call: this runs on every request of a watched route.
-    const req = context.getArgByIndex<AdapterRequest>(0);
-    // Express hands us the Node objects themselves; Fastify wraps them as `.raw`.
-    const rawReq = (req.raw ?? req) as IncomingMessage;
-    const reply = context.getArgByIndex<ServerResponse | { raw: ServerResponse }>(1);
-    const raw: ServerResponse = 'raw' in reply ? reply.raw : reply;
-    const route = this.table.resolve(
-      context.getClass(),
-      context.getHandler().name,
-      req,
-      routePathOf,
-      rawReq.method ?? 'GET',
-    );
-    return { route, rawReq, raw, req };
+  match(context: ExecutionContext): HttpMatch | undefined {
+    return matchHttp(context, this.table);
   }
 
   /**
@@ -341,31 +306,4 @@ export class AdmissionControl {
   private closedOutcome(): 'unhealthy' | 'shutting_down' {
     return this.gate.isShuttingDown ? 'shutting_down' : 'unhealthy';
   }
-}
-
-/**
- * Run `fn`; a `BalancerRejection` it throws (or returns) gets its `Retry-After` header on the raw
- * response first. Returns what `fn` returned otherwise.
- */
-function withRetryAfter<T>(raw: ServerResponse, fn: () => T): T {
-  let value: T;
-  try {
-    value = fn();
-  } catch (error) {
-    setRetryAfter(raw, error);
-    throw error;
-  }
-  setRetryAfter(raw, value);
-  return value;
-}
-
-function setRetryAfter(raw: ServerResponse, error: unknown): void {
-  if (error instanceof BalancerRejection && !raw.headersSent)
-    raw.setHeader('Retry-After', String(Math.max(1, Math.ceil(error.retryAfter))));
-}
-
-/** The path pattern the HTTP adapter matched (Express `req.route.path`, Fastify `routeOptions.url`). */
-export function routePathOf(req: AdapterRequest): string | undefined {
-  const path = req.route?.path ?? req.routeOptions?.url;
-  return typeof path === 'string' ? path : undefined;
 }
