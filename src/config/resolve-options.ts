@@ -54,6 +54,7 @@ export interface ResolvedBalancerOptions {
   latencyThresholdMs?: number;
   probe: {
     warmupMs: number;
+    warmupLatencies: number;
     levelDurationMs: number;
     minSamples: number;
     maxConcurrency: number;
@@ -122,6 +123,7 @@ export const DEFAULTS = {
   maxDurationMs: 120_000,
   slowLatencyMs: 500,
   warmupMs: 300,
+  warmupLatencies: 3,
   levelDurationMs: 1000,
   minSamples: 20,
   maxConcurrency: 256,
@@ -311,6 +313,7 @@ export function resolveBalancerOptions(
     latencyThresholdMs,
     probe: {
       warmupMs: p.warmupMs ?? DEFAULTS.warmupMs,
+      warmupLatencies: p.warmupLatencies ?? DEFAULTS.warmupLatencies,
       levelDurationMs: p.levelDurationMs ?? DEFAULTS.levelDurationMs,
       minSamples: p.minSamples ?? DEFAULTS.minSamples,
       maxConcurrency: p.maxConcurrency ?? DEFAULTS.maxConcurrency,

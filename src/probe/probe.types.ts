@@ -40,8 +40,13 @@ export interface ProbeSettings {
    * `LevelStats.slow`). @default 500
    */
   slowLatencyMs: number;
-  /** Unmeasured load at the start of each level, ms. */
+  /** Unmeasured load at the start of each level, ms: the most, see `warmupLatencies`. */
   warmupMs: number;
+  /**
+   * A fast level's warm-up lasts this many expected latencies (the mean of the level measured
+   * below it), at least 50 ms and at most `warmupMs`. 0: always `warmupMs`.
+   */
+  warmupLatencies: number;
   /** Measured window of each level, ms. */
   levelDurationMs: number;
   /** Fewest measured responses per level. */
