@@ -1,6 +1,21 @@
 import type { LevelPlan } from './load-generator';
 import type { LevelStats, ProbeResult, ProbeSettings } from './probe.types';
 
+/** Shortest warm-up of a level scaled by `warmupLatencies`, ms (new connections, a queue forming). */
+export const WARMUP_FLOOR_MS = 50;
+
+/**
+ * Warm-up of a fast level: `warmupLatencies` x the expected latency (the level measured below
+ * it), at least `WARMUP_FLOOR_MS`, at most `warmupMs`. `warmupLatencies` 0: always `warmupMs`.
+ */
+export function warmupFor(
+  s: Pick<ProbeSettings, 'warmupMs' | 'warmupLatencies'>,
+  expectedMs: number,
+): number {
+  if (s.warmupLatencies <= 0) return s.warmupMs;
+  return Math.min(s.warmupMs, Math.max(WARMUP_FLOOR_MS, s.warmupLatencies * expectedMs));
+}
+
 /**
  * How each level of one probe is run and judged, from what the probe measured so far:
  *
@@ -18,21 +33,6 @@ import type { LevelStats, ProbeResult, ProbeSettings } from './probe.types';
  *   runs as a slow level (see `LevelPlan.slow`): its verdict needs one latency per sender, not
  *   a fixed number of latencies and samples.
  */
-/** Shortest warm-up of a level scaled by `warmupLatencies`, ms (new connections, a queue forming). */
-export const WARMUP_FLOOR_MS = 50;
-
-/**
- * Warm-up of a fast level: `warmupLatencies` x the expected latency (the level measured below
- * it), at least `WARMUP_FLOOR_MS`, at most `warmupMs`. `warmupLatencies` 0: always `warmupMs`.
- */
-export function warmupFor(
-  s: Pick<ProbeSettings, 'warmupMs' | 'warmupLatencies'>,
-  expectedMs: number,
-): number {
-  if (s.warmupLatencies <= 0) return s.warmupMs;
-  return Math.min(s.warmupMs, Math.max(WARMUP_FLOOR_MS, s.warmupLatencies * expectedMs));
-}
-
 export class LevelPlanner {
   constructor(
     private readonly s: ProbeSettings,

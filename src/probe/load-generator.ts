@@ -178,10 +178,12 @@ export function slowQuota(concurrency: number): number {
  * concurrency before measuring) and the window at least `levelLatencies` mean latencies of the
  * level, so a level of 300 ms requests sees many waves of completions, not three. Every request
  * started in the window is measured, also when it ends after the window (no survivor bias);
- * throughput counts responses completed in the window. Warm-up and window end early once at
+ * throughput counts responses completed in the window. The warm-up lasts `plan.warmupMs`
+ * (scaled to the expected latency, see `warmupFor`). Warm-up and window end early once at
  * least `minSamples` responses are in and more than half of them failed (error or over the
- * latency limit): such a level cannot pass and would only burn budget. A `slow` level runs by
- * other rules, see `LevelPlan.slow`.
+ * latency limit), and the window once the p99 is known to break the limit (`p99Broken`;
+ * measured requests running past the limit count as over it): such a level cannot pass and
+ * would only burn budget. A `slow` level runs by other rules, see `LevelPlan.slow`.
  */
 export async function runLevel(
   req: PreparedRequest,
@@ -336,7 +338,7 @@ export async function runLevel(
         // Slow requests: keep warming up until every sender has been through two of them
         // (at most two mean latencies beyond the plan's warm-up). Nothing measured yet, so
         // moving the window's start only drops warm-up completions counted in it.
-        else if (!warmupCut && measuredDone === 0 && warmupDone < 2 * concurrency) {
+        else if (!warmupCut && !stopping && measuredDone === 0 && warmupDone < 2 * concurrency) {
           const mean = warmupMsSum / warmupDone;
           const next = Math.min(now + mean, levelStart + warmupMs + 2 * mean);
           if (next > t0) {

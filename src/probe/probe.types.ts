@@ -118,7 +118,10 @@ export interface LevelStats {
   completions?: number;
   pass: boolean;
   failure?: LevelFailure;
-  /** The level stopped before its window ended because most responses failed. */
+  /**
+   * The level stopped before its window ended because its failure was clear (most responses
+   * failed, or its p99 already broke the latency limit).
+   */
   early: boolean;
   /** The latency limit this level was judged by, ms (`null`: none, level 1 of the relative rule). */
   limitMs?: number | null;
