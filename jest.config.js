@@ -19,6 +19,7 @@ const TIMING_SUITES = [
   'test/overload/redis-priority-target.e2e-spec.ts',
   'test/overload/redis-tenants.e2e-spec.ts',
   'test/overload/tenants.e2e-spec.ts',
+  'test/probe/early-failure.e2e-spec.ts',
   'test/probe/probe.e2e-spec.ts',
   'test/probe/probe-units.e2e-spec.ts',
   'test/probe/startup-probe.e2e-spec.ts',

@@ -10,6 +10,8 @@
  *   decides. Default limits. Target: within 10 % of K.
  * - startup: the in-app startup probe (Nest + Express, same process as the model) for K = 32,
  *   S = 20 ms. Target: under 10 s.
+ * - k32: K = 32 at S = 20 ms, external and startup, today's rules and the fixed 300 ms warm-up
+ *   side by side in interleaved rounds (bench/probe-k32.ts).
  *
  * - slow: S = 1, 3, 10 s, knee and queue, today's rules and the old ones side by side
  *   (bench/probe-slow.ts). Target: the knee exact, the queue within 1 of K, within 120 s.
@@ -18,6 +20,7 @@
  *
  *   npm run bench -- probe                 (part of npm run bench)
  *   BENCH_PROBE=slow npm run bench -- probe   (only the slow shapes; BENCH_PROBE=fast: only the others)
+ *   BENCH_PROBE=k32 BENCH_ROUNDS=5 npm run bench -- probe   (only K = 32 at 20 ms, interleaved rounds)
  *   ts-node --transpile-only bench/probe-accuracy.ts
  */
 import { performance } from 'node:perf_hooks';
@@ -26,6 +29,7 @@ import { ProbeRunner, ProbeService, BalancerModule, type ProbeResult } from '../
 import { PREDICT_BODY, startModelApp } from '../test/fixtures/model-app';
 import { startFixture, stopFixture } from './lib/procs';
 import { OLD_CAP_MS, runSlowCases, slowTable, type SlowRun } from './probe-slow';
+import { k32Table, runK32Rounds, type K32Run } from './probe-k32';
 import type { BenchSection } from './section';
 
 interface Case {
@@ -94,7 +98,7 @@ function judge(c: Case, measured: number | null): boolean {
   return c.shape === 'knee' ? measured === c.k : Math.abs(measured - c.k) <= 0.1 * c.k;
 }
 
-async function external(c: Case): Promise<Row> {
+async function external(c: Case, probe: { warmupLatencies?: number } = {}): Promise<Row> {
   const fixture = await startFixture(`model-${c.shape}-${c.k}-${c.s}`, 'model-server.ts', [], {
     env: {
       MODEL_K: String(c.k),
@@ -107,7 +111,7 @@ async function external(c: Case): Promise<Row> {
   try {
     const r = await new ProbeService().probe(
       { url: `http://127.0.0.1:${fixture.port}/predict`, method: 'POST', body: PREDICT_BODY },
-      limitsFor(c),
+      { ...limitsFor(c), ...probe },
     );
     return row(c, r, (performance.now() - t) / 1000);
   } catch (err) {
@@ -117,13 +121,14 @@ async function external(c: Case): Promise<Row> {
   }
 }
 
-async function startup(c: Case): Promise<Row> {
+async function startup(c: Case, probe: { warmupLatencies?: number } = {}): Promise<Row> {
   const t = performance.now();
   const app = await startModelApp('express', modelOptions(c), [
     BalancerModule.forRoot({
       healthEndpoint: false,
       logger: false,
       ...limitsFor(c),
+      probe,
       endpoints: { '/predict': { method: 'POST', body: PREDICT_BODY } },
     }),
   ]);
@@ -184,9 +189,9 @@ export async function runProbeAccuracyBench(): Promise<BenchSection> {
   const only = process.env.BENCH_PROBE;
   // The slow shapes first, all at once (idle waiting), before the millisecond ones (which
   // would be disturbed by them).
-  const slow: SlowRun[] = only === 'fast' ? [] : await runSlowCases();
+  const slow: SlowRun[] = only === 'fast' || only === 'k32' ? [] : await runSlowCases();
   const slowLoad = loadavg()[0];
-  for (const c of only === 'slow' ? [] : CASES) {
+  for (const c of only === 'slow' || only === 'k32' ? [] : CASES) {
     const r = c.where === 'external' ? await external(c) : await startup(c);
     rows.push(r);
     console.error(
@@ -194,6 +199,40 @@ export async function runProbeAccuracyBench(): Promise<BenchSection> {
         `(${r.stopReason}, ${r.seconds.toFixed(1)} s)${r.note ? ` ${r.note}` : ''}`,
     );
   }
+  // K = 32 at S = 20 ms, today's rules against the fixed warm-up, interleaved.
+  const k32Case = (where: Case['where']): Case => ({ shape: 'knee', k: 32, s: 20, where });
+  const k32Runs: K32Run[] =
+    only === 'slow'
+      ? []
+      : await runK32Rounds(
+          async (where, probe) => {
+            const r =
+              where === 'external'
+                ? await external(k32Case(where), probe)
+                : await startup(k32Case(where), probe);
+            return {
+              measured: r.measured,
+              stopReason: r.stopReason,
+              levels: r.levels,
+              requests: r.requests,
+              seconds: r.seconds,
+            };
+          },
+          Number(process.env.BENCH_ROUNDS ?? 3),
+        );
+  const k32Part = k32Runs.length
+    ? [
+        '',
+        '### K = 32 at S = 20 ms, interleaved',
+        '',
+        `Knee shape, latency limit 100 ms, ${Math.max(...k32Runs.map((r) => r.round))} rounds ` +
+          `(the order of the two rules alternates). Load average during the rounds: ` +
+          `${Math.min(...k32Runs.map((r) => r.load)).toFixed(2)} – ` +
+          `${Math.max(...k32Runs.map((r) => r.load)).toFixed(2)}.`,
+        '',
+        k32Table(k32Runs),
+      ]
+    : [];
   const exactKnee = rows.filter((r) => r.shape === 'knee' && r.ok).length;
   const kneeRows = rows.filter((r) => r.shape === 'knee').length;
   const queueOk = rows.filter((r) => r.shape === 'queue' && r.ok).length;
@@ -235,7 +274,7 @@ export async function runProbeAccuracyBench(): Promise<BenchSection> {
       ]
     : [];
   const markdown = [
-    `Default probe settings (warm-up 300 ms, 1 s per level (a quarter once the mean latency is known to 1 %) and at least 10 mean latencies, min 20 samples,`,
+    `Default probe settings (warm-up 3 latencies of the level below, 50–300 ms, 1 s per level (a quarter once the mean latency is known to 1 %) and at least 10 mean latencies, min 20 samples,`,
     `capacity = smallest level with >= 95 % of the peak throughput). Knee shape (x${SLOWDOWN} slower`,
     `above K): latency limit 5 x S, target exactly K. Queue shape: default limits, target within 10 % of K.`,
     `External = a bare model server in its own process (as the CLI probes); startup = the in-app`,
@@ -246,12 +285,13 @@ export async function runProbeAccuracyBench(): Promise<BenchSection> {
     `Knee exact: ${exactKnee}/${kneeRows}. Queue within 10 %: ${queueOk}/${queueRows}. ` +
       `K = 32 at S = 20 ms: ${k32.map((r) => `${r.where} ${r.seconds.toFixed(1)} s`).join(', ')} ` +
       `(target < ${TIME_TARGET_S} s).`,
+    ...k32Part,
     ...slowPart,
   ].join('\n');
   return {
     title: 'Probe accuracy and time',
     markdown,
-    data: { loadAverage: load, rows, slow },
+    data: { loadAverage: load, rows, slow, k32: k32Runs },
   };
 }
 

@@ -17,11 +17,24 @@ export type HttpMethodName = (typeof HTTP_METHODS)[number];
 
 /** Probe tuning (`probe`). */
 export class ProbeTuningOptions {
-  /** Milliseconds of unmeasured load at each level before measuring. @default 300 */
+  /**
+   * Most milliseconds of unmeasured load at each level before measuring (see
+   * `warmupLatencies`). @default 300
+   */
   @IsOptional()
   @IsInt()
   @Min(0)
   warmupMs?: number;
+
+  /**
+   * A level's warm-up lasts this many expected latencies (the mean latency of the level measured
+   * below it), at least 50 ms and at most `warmupMs`; 0: always `warmupMs`. @default 3
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(1000)
+  warmupLatencies?: number;
 
   /** Milliseconds each level is held under sustained load. @default 1000 */
   @IsOptional()

@@ -60,6 +60,7 @@ export interface ResolvedBalancerOptions {
   latencyThresholdMs?: number;
   probe: {
     warmupMs: number;
+    warmupLatencies: number;
     levelDurationMs: number;
     minSamples: number;
     maxConcurrency: number;
@@ -129,6 +130,7 @@ export const DEFAULTS = {
   maxDurationMs: 120_000,
   slowLatencyMs: 500,
   warmupMs: 300,
+  warmupLatencies: 3,
   levelDurationMs: 1000,
   minSamples: 20,
   maxConcurrency: 256,
@@ -322,6 +324,7 @@ export function resolveBalancerOptions(
     latencyThresholdMs,
     probe: {
       warmupMs: p.warmupMs ?? DEFAULTS.warmupMs,
+      warmupLatencies: p.warmupLatencies ?? DEFAULTS.warmupLatencies,
       levelDurationMs: p.levelDurationMs ?? DEFAULTS.levelDurationMs,
       minSamples: p.minSamples ?? DEFAULTS.minSamples,
       maxConcurrency: p.maxConcurrency ?? DEFAULTS.maxConcurrency,

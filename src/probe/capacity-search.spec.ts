@@ -429,4 +429,43 @@ describe('searchCapacity: noise at the top', () => {
     const out = await searchCapacity(measure, { maxConcurrency: 256, ...KNEE_ON });
     expect(out).toMatchObject({ capacity: 12, stopReason: 'limit' });
   });
+
+  it('a sharp knee whose level K read 12 % slower once: K measured again, no search below it', async () => {
+    // K = 32 at 20 ms; above K 8 x slower (fails the 100 ms limit). The first reading of 32 has
+    // a mean of 22.4 ms (a stall), more than kneeMinGain / 2 over level 16's.
+    const tried: Array<[number, LevelPhase]> = [];
+    let stalled = false;
+    const base = curveEndpoint((c) => (c <= 32 ? 20 : 160), 100);
+    const measure: MeasureLevel = async (c, phase) => {
+      tried.push([c, phase]);
+      const v = (await base(c, phase))!;
+      if (c === 32 && !stalled) {
+        stalled = true;
+        return { ...v, meanMs: 22.4, throughputRps: (32 * 1000) / 22.4 };
+      }
+      return v;
+    };
+    const out = await searchCapacity(measure, { maxConcurrency: 256, ...KNEE_ON });
+    expect(out).toMatchObject({ capacity: 32, stopReason: 'limit' });
+    expect(tried).toContainEqual([32, 'repeat']);
+    expect(tried.filter(([c]) => c > 16 && c < 32)).toEqual([]);
+  });
+
+  it('a latency that really rises 12 % from 16 to 32: measured again, then searched below', async () => {
+    const tried: number[] = [];
+    const base = curveEndpoint(
+      (c) => (c <= 16 ? 20 : c <= 32 ? 20 * (1 + (0.12 * (c - 16)) / 16) : 160),
+      100,
+    );
+    const measure: MeasureLevel = async (c, phase) => {
+      tried.push(c);
+      return base(c, phase);
+    };
+    const out = await searchCapacity(measure, { maxConcurrency: 256, ...KNEE_ON });
+    // 32 measured twice, then the share search between 16 and 32.
+    expect(tried.filter((c) => c === 32).length).toBe(2);
+    expect(tried.some((c) => c > 16 && c < 32)).toBe(true);
+    expect(out.capacity).toBeGreaterThan(16);
+    expect(out.capacity).toBeLessThanOrEqual(32);
+  });
 });

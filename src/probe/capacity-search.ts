@@ -234,6 +234,26 @@ export async function searchCapacity(
           (rise <= settings.kneeMinGain && scales(below, first, LINEAR)))
       )
         break;
+      // Nearly flat (latency up by at most 2 x kneeMinGain): one stall inflating the top
+      // level's mean latency looks the same. Measure that level once more (the better reading
+      // counts) before searching below it: a search costs several levels and, on a reading
+      // the stall made low, picks a level below the true capacity.
+      if (
+        !searched &&
+        !first.settled &&
+        !confirmed.has(first.concurrency) &&
+        rise <= 2 * settings.kneeMinGain
+      ) {
+        confirmed.add(first.concurrency);
+        const again = await measure(first.concurrency, 'repeat');
+        if (!again) {
+          budgetOut = true;
+          break;
+        }
+        if (again.pass && again.throughputRps > first.throughputRps)
+          passing.set(first.concurrency, again);
+        continue;
+      }
       // A stall only ever lowers a reading, and one low reading here would push the choice up:
       // a level that reads a little under the share is measured once more (the better reading
       // counts) before the search moves above it.

@@ -1,4 +1,4 @@
-import { LevelPlanner } from './level-plan';
+import { LevelPlanner, warmupFor, WARMUP_FLOOR_MS } from './level-plan';
 import { defaultProbeSettings } from './probe.service';
 import type { LevelStats } from './probe.types';
 
@@ -70,5 +70,25 @@ describe('LevelPlanner', () => {
     expect(
       new LevelPlanner(defaultProbeSettings({ slowLatencyMs: 1000 }), 700).plan(1, []).slow,
     ).toBe(false);
+  });
+
+  it('warm-up: 3 expected latencies (the level below, or the preflight), between 50 ms and warmupMs', () => {
+    const plans = new LevelPlanner(defaultProbeSettings({ latencyThresholdMs: 100 }), 40);
+    // Level 1: the preflight's 40 ms.
+    expect(plans.plan(1, []).warmupMs).toBe(120);
+    // Level 8 after level 4 measured a mean of 22 ms.
+    expect(plans.plan(8, [level(1, 20), level(4, 21, 22)]).warmupMs).toBe(66);
+    // Short latencies: the floor; long ones: warmupMs.
+    expect(plans.plan(2, [level(1, 2)]).warmupMs).toBe(WARMUP_FLOOR_MS);
+    expect(plans.plan(2, [level(1, 150)]).warmupMs).toBe(300);
+  });
+});
+
+describe('warmupFor', () => {
+  it('warmupLatencies 0 keeps the fixed warmupMs (the rule before 0.3)', () => {
+    expect(warmupFor({ warmupMs: 300, warmupLatencies: 0 }, 20)).toBe(300);
+    expect(warmupFor({ warmupMs: 300, warmupLatencies: 5 }, 20)).toBe(100);
+    // warmupMs is the ceiling, also under the floor.
+    expect(warmupFor({ warmupMs: 10, warmupLatencies: 3 }, 20)).toBe(10);
   });
 });

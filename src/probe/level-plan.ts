@@ -1,6 +1,21 @@
 import type { LevelPlan } from './load-generator';
 import type { LevelStats, ProbeResult, ProbeSettings } from './probe.types';
 
+/** Shortest warm-up of a level scaled by `warmupLatencies`, ms (new connections, a queue forming). */
+export const WARMUP_FLOOR_MS = 50;
+
+/**
+ * Warm-up of a fast level: `warmupLatencies` x the expected latency (the level measured below
+ * it), at least `WARMUP_FLOOR_MS`, at most `warmupMs`. `warmupLatencies` 0: always `warmupMs`.
+ */
+export function warmupFor(
+  s: Pick<ProbeSettings, 'warmupMs' | 'warmupLatencies'>,
+  expectedMs: number,
+): number {
+  if (s.warmupLatencies <= 0) return s.warmupMs;
+  return Math.min(s.warmupMs, Math.max(WARMUP_FLOOR_MS, s.warmupLatencies * expectedMs));
+}
+
 /**
  * How each level of one probe is run and judged, from what the probe measured so far:
  *
@@ -11,6 +26,8 @@ import type { LevelStats, ProbeResult, ProbeSettings } from './probe.types';
  *   errors and timeouts fail it.
  * - **The request timeout.** `requestTimeoutMs` when set, else 5 x the level's limit (level 1
  *   of the relative rule: the probe's whole time budget).
+ * - **The warm-up.** `warmupLatencies` (3) x the expected latency, between 50 ms and `warmupMs`
+ *   (see `warmupFor()`).
  * - **Paced by latency.** A level whose expected latency (the mean of the nearest level
  *   measured at or below it, or the preflight request) is at least `slowLatencyMs` (500 ms)
  *   runs as a slow level (see `LevelPlan.slow`): its verdict needs one latency per sender, not
@@ -45,7 +62,13 @@ export class LevelPlanner {
       .sort((a, b) => b.concurrency - a.concurrency)[0];
     const expectedMs = near ? near.meanMs : this.firstMs;
     const slow = expectedMs >= this.s.slowLatencyMs;
-    return { limitMs, timeoutMs, slow, warm: slow && concurrency === 1 };
+    return {
+      limitMs,
+      timeoutMs,
+      slow,
+      warm: slow && concurrency === 1,
+      warmupMs: warmupFor(this.s, expectedMs),
+    };
   }
 
   thresholds(levels: readonly LevelStats[]): ProbeResult['thresholds'] {

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { SampleBuffer, summarizeLatencies } from './latency-stats';
+import { InFlightStarts, p99Broken, steady } from './early-verdict';
 import type { ProbeSlots } from './interim-admission';
 import type { LevelPhase, LevelStats, ProbeSettings, ProbeTarget } from './probe.types';
 
@@ -160,6 +161,8 @@ export interface LevelPlan {
   slow: boolean;
   /** With `slow`: the endpoint was just called (preflight), skip the warm-up. */
   warm?: boolean;
+  /** Unmeasured load before a fast level's window, ms. @default `ProbeSettings.warmupMs` */
+  warmupMs?: number;
 }
 
 /** Measured requests a slow level sends: one per sender, at least two. */
@@ -175,10 +178,12 @@ export function slowQuota(concurrency: number): number {
  * concurrency before measuring) and the window at least `levelLatencies` mean latencies of the
  * level, so a level of 300 ms requests sees many waves of completions, not three. Every request
  * started in the window is measured, also when it ends after the window (no survivor bias);
- * throughput counts responses completed in the window. Warm-up and window end early once at
+ * throughput counts responses completed in the window. The warm-up lasts `plan.warmupMs`
+ * (scaled to the expected latency, see `warmupFor`). Warm-up and window end early once at
  * least `minSamples` responses are in and more than half of them failed (error or over the
- * latency limit): such a level cannot pass and would only burn budget. A `slow` level runs by
- * other rules, see `LevelPlan.slow`.
+ * latency limit), and the window once the p99 is known to break the limit (`p99Broken`;
+ * measured requests running past the limit count as over it): such a level cannot pass and
+ * would only burn budget. A `slow` level runs by other rules, see `LevelPlan.slow`.
  */
 export async function runLevel(
   req: PreparedRequest,
@@ -196,10 +201,11 @@ export async function runLevel(
   signal.addEventListener('abort', onAbort);
   const limit = plan.limitMs;
   const slow = plan.slow;
+  const warmupMs = plan.warmupMs ?? s.warmupMs;
 
   const levelStart = performance.now();
   // measured window start; a slow level sets it at its first response
-  let t0 = slow ? (plan.warm ? levelStart : Infinity) : levelStart + s.warmupMs;
+  let t0 = slow ? (plan.warm ? levelStart : Infinity) : levelStart + warmupMs;
   let t1 = Infinity; // measured window end (stop time)
   let stopping = false;
   let budgetOut = false;
@@ -207,6 +213,7 @@ export async function runLevel(
   let firstError: string | undefined;
 
   let warmupDone = 0;
+  let warmupCut = false;
   let warmupBad = 0;
   let warmupMsSum = 0;
   let measuredMsSum = 0;
@@ -249,19 +256,38 @@ export async function runLevel(
     const total = measuredDone + measuredStarts.size;
     return total > 0 && over * 2 > total;
   };
-  const watch =
-    slow && Number.isFinite(limit)
-      ? setInterval(
-          () => {
-            const now = performance.now();
-            if (!stopping && clearlyFails(now)) {
-              early = true;
-              stop(now);
-            }
-          },
-          Math.max(20, Math.min(1000, limit / 20)),
-        )
-      : undefined;
+  /** Fast levels: every request in flight, to count the measured ones past the limit. */
+  const running = new InFlightStarts();
+  /**
+   * Fast levels: the verdict is a failure whatever the rest of the window brings. Measured
+   * requests still running past the limit count as over it: a level of long latencies fails
+   * without waiting for them (they are still waited for, and measured, before the next level).
+   */
+  const fastFails = (now: number): boolean => {
+    if (!Number.isFinite(t0) || now < t0) return false;
+    const live = running.measured(t0, now, limit);
+    const total = measuredDone + live.running;
+    const over = measuredBad + live.overdue;
+    if (total < s.minSamples || over === 0) return false;
+    if (over * 2 > total) return true;
+    const mean = measuredDone > 0 ? measuredMsSum / measuredDone : 0;
+    const span = Math.max(s.levelDurationMs, s.levelLatencies * mean);
+    return (
+      measuredDone >= s.minSamples && p99Broken(over, measuredDone, now - t0, span, concurrency)
+    );
+  };
+  const watch = Number.isFinite(limit)
+    ? setInterval(
+        () => {
+          const now = performance.now();
+          if (!stopping && (slow ? clearlyFails(now) : fastFails(now))) {
+            early = true;
+            stop(now);
+          }
+        },
+        slow ? Math.max(20, Math.min(1000, limit / 20)) : Math.max(5, Math.min(100, limit / 10)),
+      )
+    : undefined;
 
   const sender = async (): Promise<void> => {
     while (!stopping && !signal.aborted) {
@@ -280,7 +306,9 @@ export async function runLevel(
         if (measuredSent >= slowQuota(concurrency)) stop(started);
       }
       track(started, +1);
+      const token = running.add(started);
       const shot = await shoot(pool, req, plan.timeoutMs, inFlight);
+      running.delete(token);
       if (signal.aborted) return;
       const now = performance.now();
       track(now, -1);
@@ -301,14 +329,18 @@ export async function runLevel(
           if (!Number.isFinite(t0)) t0 = now;
           continue;
         }
-        // A level that fails most requests in its warm-up starts measuring at once.
-        if (warmupDone >= s.minSamples && warmupBad * 2 > warmupDone && now < t0) t0 = now;
+        // A level that fails most requests in its warm-up starts measuring at once, and its
+        // warm-up is not extended any more (its verdict is near).
+        if (warmupDone >= s.minSamples && warmupBad * 2 > warmupDone) {
+          if (now < t0) t0 = now;
+          warmupCut = true;
+        }
         // Slow requests: keep warming up until every sender has been through two of them
-        // (at most two mean latencies beyond `warmupMs`). Nothing measured yet, so moving the
-        // window's start only drops warm-up completions counted in it.
-        else if (measuredDone === 0 && warmupDone < 2 * concurrency) {
+        // (at most two mean latencies beyond the plan's warm-up). Nothing measured yet, so
+        // moving the window's start only drops warm-up completions counted in it.
+        else if (!warmupCut && !stopping && measuredDone === 0 && warmupDone < 2 * concurrency) {
           const mean = warmupMsSum / warmupDone;
-          const next = Math.min(now + mean, levelStart + s.warmupMs + 2 * mean);
+          const next = Math.min(now + mean, levelStart + warmupMs + 2 * mean);
           if (next > t0) {
             t0 = next;
             inWindow = 0;
@@ -337,7 +369,7 @@ export async function runLevel(
       const elapsed = now - t0;
       const mean = measuredMsSum / measuredDone;
       const span = Math.max(s.levelDurationMs, s.levelLatencies * mean);
-      if (measuredDone >= s.minSamples && measuredBad * 2 > measuredDone) {
+      if (fastFails(now)) {
         early = true;
         stop(now);
       } else if (
@@ -422,15 +454,6 @@ export async function runLevel(
   const minimum = slow ? 1 : s.minSamples;
   return { stats, budgetOut: budgetOut && measuredDone < minimum, firstError };
 }
-
-/** Standard error of the mean latency within `STEADY_SE` of the mean. */
-function steady(mean: number, meanOfSquares: number, n: number): boolean {
-  const variance = Math.max(0, meanOfSquares - mean * mean);
-  return Math.sqrt(variance / n) <= STEADY_SE * mean;
-}
-
-/** See `steady()`. */
-const STEADY_SE = 0.01;
 
 function round(n: number): number {
   return Math.round(n * 100) / 100;

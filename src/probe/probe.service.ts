@@ -69,6 +69,7 @@ export function defaultProbeSettings(overrides: Partial<ProbeSettings> = {}): Pr
   return {
     errorThreshold: DEFAULTS.errorThreshold,
     warmupMs: DEFAULTS.warmupMs,
+    warmupLatencies: DEFAULTS.warmupLatencies,
     levelDurationMs: DEFAULTS.levelDurationMs,
     minSamples: DEFAULTS.minSamples,
     maxConcurrency: DEFAULTS.maxConcurrency,

@@ -40,8 +40,13 @@ export interface ProbeSettings {
    * `LevelStats.slow`). @default 500
    */
   slowLatencyMs: number;
-  /** Unmeasured load at the start of each level, ms. */
+  /** Unmeasured load at the start of each level, ms: the most, see `warmupLatencies`. */
   warmupMs: number;
+  /**
+   * A fast level's warm-up lasts this many expected latencies (the mean of the level measured
+   * below it), at least 50 ms and at most `warmupMs`. 0: always `warmupMs`.
+   */
+  warmupLatencies: number;
   /** Measured window of each level, ms. */
   levelDurationMs: number;
   /** Fewest measured responses per level. */
@@ -113,7 +118,10 @@ export interface LevelStats {
   completions?: number;
   pass: boolean;
   failure?: LevelFailure;
-  /** The level stopped before its window ended because most responses failed. */
+  /**
+   * The level stopped before its window ended because its failure was clear (most responses
+   * failed, or its p99 already broke the latency limit).
+   */
   early: boolean;
   /** The latency limit this level was judged by, ms (`null`: none, level 1 of the relative rule). */
   limitMs?: number | null;
