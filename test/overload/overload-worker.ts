@@ -1,9 +1,10 @@
 /*
  * One worker process of the Redis overload suite (spawned by test/redis/workers.ts): the overload
- * app (overload-app.ts) on the Redis store, once per adapter (Express and Fastify, each on its
- * own port and key prefix: one process serves both suites' cases, so the suite compiles two
- * workers, not four). Handlers note their start in a Redis list, so the test reads one global
- * start order across workers. Prints `PORTS express:<port> fastify:<port>` then `READY <port>`.
+ * app (overload-app.ts) on the Redis store, once per adapter the suite asks for (`platforms`,
+ * each on its own port and key prefix: one process serves every adapter's cases, so the suite
+ * starts two workers, not two per adapter). Handlers note their start in a Redis list, so the
+ * test reads one global start order across workers. Prints `PORTS express:<port> …` then
+ * `READY <port>`.
  */
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
@@ -18,9 +19,9 @@ export interface OverloadWorkerConfig extends OverloadAppConfig {
   redisUrl: string;
   /** Each adapter's app uses `<keyPrefix>-<platform>`. */
   keyPrefix: string;
+  /** The adapters to serve the app on (an unused one only lengthens the start). */
+  platforms: PlatformName[];
 }
-
-const PLATFORMS: PlatformName[] = ['express', 'fastify'];
 
 const config = JSON.parse(process.env.WORKER_CONFIG ?? '{}') as OverloadWorkerConfig;
 
@@ -53,8 +54,8 @@ async function listen(platform: PlatformName): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const ports = await Promise.all(PLATFORMS.map(listen));
-  const list = PLATFORMS.map((p, i) => `${p}:${ports[i]}`).join(' ');
+  const ports = await Promise.all(config.platforms.map(listen));
+  const list = config.platforms.map((p, i) => `${p}:${ports[i]}`).join(' ');
   process.stdout.write(`PORTS ${list}\nREADY ${ports[0]}\n`);
 }
 

@@ -1,17 +1,16 @@
 import type { ChildProcess } from 'node:child_process';
-import { PLATFORMS, type PlatformName } from '../harness/platforms';
+import type { PlatformName } from '../harness/platforms';
 import { sharedRedis, uniquePrefix } from '../harness/redis';
 import { killAll, spawnWorkers, type Worker } from '../redis/workers';
 import type { OverloadWorkerConfig } from './overload-worker';
-import { TARGET_MS, TARGET_QUEUE_TIMEOUT_S } from './properties';
+import { PROPERTY_PLATFORMS, TARGET_MS, TARGET_QUEUE_TIMEOUT_S } from './properties';
 
 /*
  * The two worker processes of a Redis overload suite, on one Redis. Each process
- * (overload-worker.ts) serves the app on Express and on Fastify, each adapter's apps on a key
- * prefix of their own: two processes give every adapter its two workers.
+ * (overload-worker.ts) serves the app on every adapter the properties are measured on
+ * (PROPERTY_PLATFORMS), each adapter's apps on a key prefix of their own: two processes give
+ * every adapter its two workers.
  */
-
-export { PLATFORMS };
 
 /** The two workers' base URLs for one adapter. */
 export type WorkerPair = [string, string];
@@ -40,6 +39,7 @@ export function useRedisWorkers(): (platform: PlatformName) => WorkerPair {
       targetMs: TARGET_MS,
       targetQueueTimeoutS: TARGET_QUEUE_TIMEOUT_S,
       policies: 'endpoints',
+      platforms: PROPERTY_PLATFORMS,
     };
     const [one, two] = await spawnWorkers(
       'test/overload/overload-worker.ts',
@@ -48,7 +48,7 @@ export function useRedisWorkers(): (platform: PlatformName) => WorkerPair {
       children,
       120_000,
     );
-    for (const platform of PLATFORMS)
+    for (const platform of PROPERTY_PLATFORMS)
       pairs.set(platform, [urlOf(one, platform), urlOf(two, platform)]);
   }, 150_000);
 

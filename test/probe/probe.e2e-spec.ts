@@ -1,11 +1,4 @@
-import { createServer } from 'node:net';
-import {
-  ProbeBudgetError,
-  ProbeRejectedError,
-  ProbeService,
-  ProbeUnreachableError,
-  type ProbeRunOptions,
-} from '../../src';
+import { ProbeService, type ProbeRunOptions } from '../../src';
 import { PREDICT_BODY, startModelApp, type ModelApp } from '../fixtures/model-app';
 
 /**
@@ -17,6 +10,8 @@ import { PREDICT_BODY, startModelApp, type ModelApp } from '../fixtures/model-ap
  * S (plus a few ms of HTTP) at or below K and at least 10 S above K; the latency limit sits at
  * 5 S, so a stall of up to ~4 S on this box does not move the result, and an over-K request can
  * never pass. The pure queue has no errors and no limit in reach: the throughput knee decides.
+ * How the client fails (404, 422, a budget too small for any level, a target that is down, an
+ * abort) reads no machine speed: test/probe/probe-errors.e2e-spec.ts, in the parallel pass.
  */
 const S = 40;
 const KNEE = { serviceTimeMs: S, shape: 'knee' as const, slowdown: 10 };
@@ -33,14 +28,6 @@ const FAST: ProbeRunOptions = {
   minSamples: 20,
   levelLatencies: 2,
 };
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as { port: number };
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 describe('ProbeService against a model served by Express', () => {
   const platform = 'express';
@@ -86,26 +73,6 @@ describe('ProbeService against a model served by Express', () => {
     expect(app.model.peak).toBeGreaterThanOrEqual(16); // the load generator really reached its levels
   });
 
-  it('rejects with a clear error on a path that answers 404', async () => {
-    app = await startModelApp(platform, { capacity: 4, serviceTimeMs: S });
-    const err = await probe
-      .probe({ url: `${app.url}/nope`, method: 'POST', body: PREDICT_BODY }, FAST)
-      .catch((e) => e);
-    expect(err).toBeInstanceOf(ProbeRejectedError);
-    expect(err).toMatchObject({ reason: 'rejected', status: 404 });
-    expect(err.message).toMatch(/answered 404/);
-  });
-
-  it('rejects with a clear error when every request is refused with 422 (bad body)', async () => {
-    app = await startModelApp(platform, { capacity: 4, serviceTimeMs: S });
-    const err = await probe
-      .probe({ url: `${app.url}/predict`, method: 'POST', body: { wrong: 1 } }, FAST)
-      .catch((e) => e);
-    expect(err).toBeInstanceOf(ProbeRejectedError);
-    expect(err.status).toBe(422);
-    expect(app.model.served).toBe(0);
-  });
-
   it('honours the request budget: stops at it and keeps the largest level that passed', async () => {
     app = await startModelApp(platform, { capacity: 64, serviceTimeMs: 5, shape: 'queue' });
     app.model.reset();
@@ -121,48 +88,5 @@ describe('ProbeService against a model served by Express', () => {
     expect(result.maxConcurrency).toBeGreaterThanOrEqual(1);
     expect(result.requests).toBeLessThanOrEqual(budget);
     expect(result.warnings.join(' ')).toMatch(/budget/);
-  });
-
-  it('fails with ProbeBudgetError when the budget runs out before any level passed', async () => {
-    app = await startModelApp(platform, { capacity: 64, serviceTimeMs: 5, shape: 'queue' });
-    app.model.reset();
-    // Fewer than level 1's minSamples (20): no level can complete.
-    const budget = 10;
-    const err = await probe
-      .probe(
-        { url: `${app.url}/predict`, method: 'POST', body: PREDICT_BODY },
-        { ...FAST, maxRequests: budget },
-      )
-      .catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ProbeBudgetError);
-    expect(app.model.served + app.model.failed).toBeLessThanOrEqual(budget);
-  });
-});
-
-describe('ProbeService against a target that is down', () => {
-  it('rejects with ProbeUnreachableError and sends nothing more', async () => {
-    const port = await freePort();
-    const started = Date.now();
-    const err = await new ProbeService()
-      .probe({ url: `http://127.0.0.1:${port}/predict` }, FAST)
-      .catch((e) => e);
-    expect(err).toBeInstanceOf(ProbeUnreachableError);
-    expect(err.reason).toBe('unreachable');
-    expect(err.message).toMatch(/ECONNREFUSED/);
-    expect(Date.now() - started).toBeLessThan(10_000);
-  });
-
-  it('aborts promptly through its AbortSignal', async () => {
-    const app = await startModelApp('express', { capacity: 64, serviceTimeMs: S, shape: 'queue' });
-    try {
-      const ac = new AbortController();
-      const p = new ProbeService().probe(
-        { url: `${app.url}/predict`, method: 'POST', body: PREDICT_BODY },
-        { ...FAST, signal: ac.signal, onLevel: (l) => l.concurrency >= 2 && ac.abort() },
-      );
-      await expect(p).rejects.toMatchObject({ reason: 'aborted' });
-    } finally {
-      await app.close();
-    }
   });
 });

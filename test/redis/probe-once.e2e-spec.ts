@@ -51,7 +51,10 @@ function probeConfig(
           // The latency limit decides on the knee: a level above K fails on any sample.
           levelLatencies: 2,
           minSamples: 10,
-          maxConcurrency: 32,
+          // Step-up 1, 2, 4, 6 (fails), then the limit search tests 5 (fails): the gap above K
+          // is searched; a step to 8 would only add a failing level of 20 S requests (~3 s per
+          // probe, three probes). The search over wide ranges is test/probe/probe.e2e-spec.ts.
+          maxConcurrency: 6,
           lockTtlMs: LOCK_TTL_MS,
         },
       },
