@@ -1,6 +1,6 @@
 /*
  * Three passes (CONTRIBUTING.md, "Running the tests"):
- * - `parallel` (npm run test:parallel): every suite but the timing ones, on four workers (most
+ * - `parallel` (npm run test:parallel): every suite but the timing and idle ones, on five workers (most
  *   of its time is waiting on timers, sockets and child processes, not CPU; none of its
  *   assertions reads machine speed, so sharing two cores costs it nothing but time).
  * - `timing` (npm run test:timing, --runInBand): the suites whose assertions read machine speed
@@ -21,7 +21,6 @@ const TIMING_SUITES = [
   'test/overload/tenants.e2e-spec.ts',
   'test/probe/early-failure.e2e-spec.ts',
   'test/probe/probe.e2e-spec.ts',
-  'test/probe/probe-units.e2e-spec.ts',
   'test/probe/startup-probe.e2e-spec.ts',
   'test/redis/probe-once.e2e-spec.ts',
 ];

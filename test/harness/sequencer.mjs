@@ -10,21 +10,23 @@ const Sequencer = createRequire(import.meta.url)('@jest/test-sequencer').default
 
 /** Suites of 15 s and more, with their time in seconds. @type {Record<string, number>} */
 const LONG = {
-  'test/probe/cli.e2e-spec.ts': 53,
-  'test/dashboard/dashboard.browser.e2e-spec.ts': 53,
-  'test/redis/lease-loss.e2e-spec.ts': 41,
-  'test/bodies/waiting-uploads.e2e-spec.ts': 32,
-  'test/package/package.e2e-spec.ts': 32,
-  'test/bodies/upload-memory.e2e-spec.ts': 31,
-  'test/redis/failover.e2e-spec.ts': 30,
-  'test/redis/degraded-mode.spec.ts': 29,
+  'test/probe/cli.e2e-spec.ts': 65,
+  'test/dashboard/dashboard.browser.e2e-spec.ts': 61,
+  'test/bodies/waiting-uploads.e2e-spec.ts': 57,
+  'test/redis/lease-loss.e2e-spec.ts': 56,
+  'test/redis/failover.e2e-spec.ts': 31,
+  'test/bodies/upload-memory.e2e-spec.ts': 29,
   'test/redis/faults.e2e-spec.ts': 29,
-  'test/admission/auth-flood.e2e-spec.ts': 25,
-  'test/probe/bench-balancer-rules.e2e-spec.ts': 23,
-  'test/redis/multi-process.e2e-spec.ts': 22,
-  'test/admission/soak.e2e-spec.ts': 19,
-  'test/bodies/slow-uploader.e2e-spec.ts': 19,
-  'test/redis/cluster.spec.ts': 18,
+  'test/redis/degraded-mode.spec.ts': 26,
+  'test/package/package.e2e-spec.ts': 24,
+  'test/admission/deadlines.e2e-spec.ts': 23,
+  'test/probe/bench-balancer-rules.e2e-spec.ts': 22,
+  'test/redis/cluster.spec.ts': 19,
+  'test/bodies/slow-uploader.e2e-spec.ts': 17,
+  'test/redis/multi-process.e2e-spec.ts': 16,
+  'test/adaptive/adaptive-off.e2e-spec.ts': 16,
+  'test/probe/probe-units.e2e-spec.ts': 16,
+  'test/contract/redis-cluster-store.spec.ts': 15,
 };
 
 export default class LongestFirst extends Sequencer {

@@ -54,24 +54,26 @@ describe.each(PLATFORMS)('the probe of a costed route measures units (%s)', (pla
       probe: { max_concurrency: number };
       units?: { active: number };
     };
-    expect(stats.probe.max_concurrency).toBe(K);
-    expect(stats.capacity).toBe(K * PROBE_UNITS);
+    // What the probe measured (K on a quiet machine; the accuracy is the timing pass's
+    // test/probe/probe suite): the capacity is that concurrency in the probe request's units.
+    const c = stats.probe.max_concurrency;
+    expect(c).toBeGreaterThanOrEqual(1);
+    expect(c).toBeLessThanOrEqual(K);
+    expect(stats.capacity).toBe(c * PROBE_UNITS);
     expect(stats.capacity_source).toBe('probe');
     expect(stats.units).toMatchObject({ active: 0 });
 
-    // Requests the size of the probe's: K at a time, as probed.
+    // Requests the size of the probe's: c at a time, as probed.
     model.reset();
     const same = await Promise.all(Array.from({ length: 9 }, () => predict(app!.url, PROBE_UNITS)));
     expect(same.map((r) => r.status)).toEqual(same.map(() => 200));
-    expect(model.peak).toBeLessThanOrEqual(K);
-    expect(model.peak).toBeGreaterThan(1);
+    expect(model.peak).toBe(c);
     // Requests half as large: twice as many at a time.
     model.reset();
     const half = await Promise.all(
       Array.from({ length: 12 }, () => predict(app!.url, PROBE_UNITS / 2)),
     );
     expect(half.map((r) => r.status)).toEqual(half.map(() => 200));
-    expect(model.peak).toBeLessThanOrEqual(2 * K);
-    expect(model.peak).toBeGreaterThan(K);
+    expect(model.peak).toBe(2 * c);
   });
 });
