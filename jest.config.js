@@ -1,8 +1,8 @@
 /*
  * Three passes (CONTRIBUTING.md, "Running the tests"):
- * - `parallel` (npm run test:parallel): every suite but the timing and idle ones, on five workers (most
- *   of its time is waiting on timers, sockets and child processes, not CPU; none of its
- *   assertions reads machine speed, so sharing two cores costs it nothing but time).
+ * - `parallel` (npm run test:parallel): every suite but the timing and idle ones, on five
+ *   workers (its suites wait on timers, sockets and child processes much of the time; none of
+ *   its assertions reads machine speed, so sharing two cores costs it nothing but time).
  * - `timing` (npm run test:timing, --runInBand): the suites whose assertions read machine speed
  *   (probe accuracy, p99 and median latency, goodput, how fast adaptive capacity follows a
  *   backend), one at a time
