@@ -99,7 +99,14 @@ describe('nestjs-balancer CLI', () => {
       expect(text).toContain(comment);
     }
     const js = parse(text);
-    expect(js.endpoints['/predict'].capacity).toBe(3);
+    // The capacity the CLI measured and printed is the one written (3 on a quiet machine; the
+    // probe's accuracy is the timing pass's test/probe/probe suite, not this one's).
+    const printed = /\/predict\s+(\d+)\s+limit/.exec(io.out);
+    expect(printed).not.toBeNull();
+    const measured = Number(printed![1]);
+    expect(measured).toBeGreaterThanOrEqual(1);
+    expect(measured).toBeLessThanOrEqual(3);
+    expect(js.endpoints['/predict'].capacity).toBe(measured);
     expect(js.endpoints['/missing'].capacity).toBeUndefined();
     expect(js.ui).toEqual({ path: '/ops/balancer', username: 'admin', password: 'from-the-file' });
     expect(js.routing_strategy).toBe('round_robin');
@@ -113,7 +120,6 @@ describe('nestjs-balancer CLI', () => {
     // Progress: one line per level; then a final table naming both endpoints.
     expect(io.err).toMatch(/c=\s+1 .*p99 .*err .*rps/);
     expect(io.err).toMatch(/FAILED: .*answered 404/);
-    expect(io.out).toMatch(/\/predict\s+3\s+limit/);
     expect(io.out).toMatch(/\/missing\s+-\s+FAILED/);
   });
 
