@@ -7,7 +7,7 @@
  *   (probe accuracy, p99 and median latency, goodput, how fast adaptive capacity follows a
  *   backend), one at a time
  *   so no neighbouring suite moves their readings. A suite that asserts such numbers goes here.
- * - `idle` (npm run test:idle): the slow-model suites (IDLE_SUITES below), beside the parallel
+ * - `idle` (npm run test:idle): the slow-model suites (IDLE_SUITES below), beside the timing
  *   pass.
  * `npx jest <path>` runs a suite of any pass.
  */
@@ -29,8 +29,8 @@ const TIMING_SUITES = [
  * The slow-model suites (`npm run test:idle`): models whose calls take 3 to 10 s, so each suite
  * runs one to two minutes and spends nearly all of it waiting on timers. Their bounds are in
  * model calls and seconds, which a busy CPU does not move. They run as their own pass beside the
- * parallel pass (so that they do not hold four of its workers for two minutes), never beside the
- * timing pass.
+ * timing pass (about a fifth of one core on average), so that they neither hold parallel workers
+ * for two minutes nor take CPU from the parallel pass, which keeps both cores busy.
  */
 const IDLE_SUITES = [
   'test/probe/probing-admission-redis.e2e-spec.ts',

@@ -1,14 +1,16 @@
-// `npm test`: every pass, in the order that keeps the timing pass alone on the machine.
+// `npm test`: every pass, in an order that keeps the timing pass's machine quiet.
 //   1. the dashboard client (the browser and package suites need client/dist), and dist/ when
 //      it is older than src/ (`.ci/run` has just built it: then not again), so that the
 //      package suite and the Nest 12 leg, running side by side, both find it built;
-//   2. the parallel Jest pass, and beside it the idle pass (the slow-model suites: minutes of
-//      waiting on timers each) and the Nest 12 leg (mostly npm install: waiting on disk, little
-//      CPU); none of the three holds an assertion on machine speed;
-//   3. the timing Jest pass, alone (it asserts accuracy and latency).
-// The parallel pass's output is printed as it comes (the idle pass's and the Nest 12 leg's once
-// each is done, so they do not interleave); at the end one line per pass with its time, and the exit code is non-zero
-// when any pass failed. Run one pass alone with `npm run test:parallel`, `test:idle`,
+//   2. the parallel Jest pass, and beside it the Nest 12 leg (mostly npm install: waiting on
+//      disk, little CPU); neither holds an assertion on machine speed;
+//   3. the timing Jest pass, one suite at a time (it asserts accuracy and latency), with only
+//      the idle pass beside it: the slow-model suites, whose calls take 3-10 s and who spend
+//      their minute or two waiting on timers (about a fifth of one core on average, their
+//      bounds in seconds and model calls). The parallel pass keeps both cores.
+// The parallel and timing passes' output is printed as it comes (the Nest 12 leg's and the idle
+// pass's once each is done, so they do not interleave); at the end one line per pass with its
+// time, and the exit code is non-zero when any pass failed. Run one pass alone with `npm run test:parallel`, `test:idle`,
 // `test:timing`, `test:nest12`.
 import { Buffer } from 'node:buffer';
 import { spawn } from 'node:child_process';
@@ -50,13 +52,16 @@ const results = [];
 results.push(await pass('build:client'));
 if (!distIsCurrent()) results.push(await pass('build:lib'));
 if (results.every((r) => r.code === 0)) {
-  const [parallel, idle, nest12] = await Promise.all([
+  const [parallel, nest12] = await Promise.all([
     pass('test:parallel'),
-    pass('test:idle', { buffered: true }),
     pass('test:nest12', { buffered: true }),
   ]);
-  results.push(parallel, idle, nest12);
-  results.push(await pass('test:timing'));
+  results.push(parallel, nest12);
+  const [timing, idle] = await Promise.all([
+    pass('test:timing'),
+    pass('test:idle', { buffered: true }),
+  ]);
+  results.push(timing, idle);
 }
 const failed = results.filter((r) => r.code !== 0);
 process.stdout.write('\n');
