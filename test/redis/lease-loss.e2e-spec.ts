@@ -106,7 +106,7 @@ describe('Redis: the cap through state loss, failover and lost leases', () => {
     await redis.start();
     linkB.heal();
     const bCalls = Array.from({ length: C }, () => work(b, 2000));
-    await waitFor(() => running('B') > 0, 20_000, 'B is granted a slot on the new Redis');
+    await waitFor(() => running('B') > 0, 40_000, 'B is granted a slot on the new Redis');
     linkA.heal();
 
     const [aStatus, bStatus] = await Promise.all([Promise.all(aCalls), Promise.all(bCalls)]);
